@@ -1,0 +1,46 @@
+# carrier — the two commands of README.md, and their parts.
+BUILD ?= build
+BUILD_TYPE ?= RelWithDebInfo
+PYTHON ?= /usr/bin/python3
+JOBS ?= $(shell nproc)
+
+.PHONY: all deps build run test unit e2e fuzz bench clean
+
+all: build
+
+deps:
+	./scripts/install-deps
+
+$(BUILD)/build.ninja:
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+
+build: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS)
+
+# Runs carrier on its built-in default configuration (SMTP on 127.0.0.1:2525, data in ./var).
+run: build
+	$(BUILD)/carrier serve
+
+unit: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+e2e: build
+	$(PYTHON) -m pytest -q tests/e2e
+
+# Every test: unit tests (CTest) and end-to-end tests (pytest against the real binary).
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
+
+# libFuzzer targets (clang); FUZZ_SECONDS per target.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DCARRIER_FUZZ=ON
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_targets
+	./tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
+
+bench: build
+	./bench/accept.sh
+
+clean:
+	rm -rf $(BUILD) build-fuzz

@@ -1,0 +1,81 @@
+// carrier config: the whole configuration as plain data, its built-in defaults, and the TOML
+// loader with strict validation (unknown keys, wrong types, bad addresses, missing
+// directories, each reported as file:line: message). Parses UNTRUSTED-ish input (operator
+// files): every error is reported, nothing is silently ignored.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace carrier::config {
+
+struct Listener {
+  std::string address = "127.0.0.1";  // IPv4 or IPv6 literal (no brackets)
+  std::uint16_t port = 2525;          // 0: any free port (tests)
+  std::string name = "smtp";          // shown in logs
+};
+
+struct Limits {  // defaults mirror session::Limits; see docs/configuration.md
+  std::size_t max_command_line = 512;
+  std::uint64_t max_message_size = 50ull << 20;
+  std::size_t max_recipients = 1000;
+  int max_errors = 20;
+  int max_received_headers = 100;
+  int max_connections = 1000;          // all clients together; more → 421 4.7.0
+  int max_connections_per_ip = 100;    // one client address; more → 421 4.7.0
+  std::chrono::seconds command_timeout{300};  // RFC 5321 4.5.3.2.7 (server timeout: 5 min)
+  std::chrono::seconds data_timeout{600};     // whole DATA/BDAT transfer; 4.5.3.2.6 (10 min)
+};
+
+struct Config {
+  // [server]
+  std::string hostname;                   // default: the system host name
+  std::filesystem::path data_dir = "var"; // spool = data_dir/spool, mail = data_dir/mail
+  std::filesystem::path spool_dir;        // default data_dir/spool
+  std::string log_format = "text";        // "text" | "json"
+  std::string log_level = "info";         // trace debug info warn error
+  std::string bare_newline = "reject";    // "reject" | "normalize" (see proto/data.hpp)
+  int delivery_threads = 4;
+  std::chrono::seconds retry_initial{60};  // local delivery temp-failure retry (doubles)
+  std::chrono::seconds retry_max{3600};
+  std::vector<Listener> listeners;        // [[listener]]; default one on 127.0.0.1:2525
+  Limits limits;                          // [limits]
+
+  // [local]
+  std::vector<std::string> local_domains;     // default: "localhost" and hostname
+  std::filesystem::path mail_dir;             // default data_dir/mail; Maildir = mail_dir/USER/
+  std::vector<std::string> mailboxes;         // default: "postmaster", "demo"
+  std::map<std::string, std::vector<std::string>> aliases;  // name → local names / addresses
+  std::string recipient_delimiter = "+";      // user+tag → user; "" disables
+
+  // [relay]
+  std::vector<std::string> trusted_networks;  // CIDRs allowed to relay; default none
+
+  std::optional<std::filesystem::path> source;  // file it came from, if any
+};
+
+struct Diagnostic {
+  std::string file;  // path as given
+  int line = 0;      // 1-based, 0 when not about one line
+  int column = 0;
+  std::string message;
+  std::string str() const;  // "file:line:col: message" (or "file: message")
+};
+
+// The built-in default configuration (used when no file is given). hostname = system name.
+Config defaults();
+
+// Loads and validates a TOML file on top of defaults(). On success diags is empty. On failure,
+// every error found is in diags (not just the first) and the result is nullopt.
+std::optional<Config> load_file(const std::filesystem::path& file, std::vector<Diagnostic>& diags);
+// Same for text already in memory (tests); `name` is used in diagnostics.
+std::optional<Config> load_string(std::string_view toml, const std::string& name,
+                                  std::vector<Diagnostic>& diags);
+// Checks that make sense only after command-line overrides (directories creatable, ports).
+std::vector<Diagnostic> validate_runtime(const Config& c);
+
+}  // namespace carrier::config

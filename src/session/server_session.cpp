@@ -1,0 +1,1 @@
+#include "session/server_session.hpp"

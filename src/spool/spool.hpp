@@ -1,0 +1,114 @@
+// carrier spool: durable storage of accepted messages, one file per message (Postfix style).
+//
+// Layout under the spool directory (created on open):
+//   tmp/ID            being received: envelope header + content, streamed during DATA/BDAT
+//   queue/ID          committed: fdatasync'd, renamed from tmp/, queue/ fsync'd → then 250
+//   state/ID          append-only log of per-recipient results and events (delivered, deferred)
+// A committed file is never rewritten: it is "CARRIER-SPOOL 1 <envelope_bytes>\n", the envelope
+// as one line of JSON, "\n", then the message content exactly as received (CRLF lines, dots
+// unstuffed, our Received: first). Operators can read it with less and grep.
+//
+// Durability (the 250 promise): commit() = fdatasync(file) → rename(tmp/ID → queue/ID) →
+// fsync(queue/). The directory fsync is shared by all commits waiting at the same moment
+// (group commit): a dedicated thread takes every rename done so far and fsyncs queue/ once
+// for all of them. fdatasync runs on a pool of threads so concurrent commits overlap on disk.
+// On open(), files left in tmp/ (never acknowledged) are removed.
+// Handles no untrusted input beyond the message bytes, which it stores opaquely; the envelope
+// JSON is parsed back with strict checks (a corrupt file is moved to corrupt/, never lost).
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/queue_id.hpp"
+#include "base/result.hpp"
+#include "proto/envelope.hpp"
+
+namespace carrier::spool {
+
+class Spool;
+
+// Streams one message into tmp/. Not thread-safe; one per transaction. Destroying a Writer that
+// was not committed removes its file (abort).
+class Writer {
+ public:
+  Writer(Writer&&) noexcept;
+  Writer& operator=(Writer&&) noexcept;
+  ~Writer();
+  const std::string& id() const { return id_; }
+  // Appends content bytes (buffered; written to the file in large blocks).
+  Result<void> write(std::string_view bytes);
+  std::uint64_t content_size() const { return content_size_; }
+  void abort();  // remove the temporary file now
+
+ private:
+  friend class Spool;
+  Writer() = default;
+  Spool* spool_ = nullptr;
+  std::string id_;
+  int fd_ = -1;
+  std::string buf_;
+  std::uint64_t content_size_ = 0;
+  Error deferred_error_;
+  bool failed_ = false;
+};
+
+// A committed message, read back.
+struct Stored {
+  std::string id;
+  proto::Envelope envelope;
+  std::filesystem::path path;        // queue/ID
+  std::uint64_t content_offset = 0;  // where the message content begins in the file
+  std::uint64_t content_size = 0;
+  std::vector<bool> done;            // per envelope recipient: a final result is recorded
+};
+
+// One line in state/ID.
+struct RecipientResult {
+  std::size_t index = 0;       // index into envelope.recipients
+  enum class Status { Delivered, Deferred, Failed } status = Status::Deferred;
+  std::string detail;          // e.g. "maildir demo/new/…" or the error text / remote reply
+};
+
+struct Options {
+  std::filesystem::path dir;
+  int sync_threads = 16;     // fdatasync pool size
+  bool fsync = true;         // false only for tests that measure something else; never default
+};
+
+class Spool {
+ public:
+  static Result<std::unique_ptr<Spool>> open(const Options& opts);
+  ~Spool();
+
+  // Begins a message: new id, tmp/ID created with O_EXCL, envelope header written.
+  Result<Writer> begin(const proto::Envelope& env);
+  // Makes the message durable. `done` runs on a spool thread (never the caller's) once the
+  // message is durable (ok) or failed (the tmp file is then removed). The caller posts back to
+  // its own thread.
+  void commit(Writer&& w, std::function<void(Result<std::string> id)> done);
+
+  // Committed messages present now (at startup: everything to deliver), oldest first.
+  std::vector<std::string> list() const;
+  Result<Stored> load(std::string_view id) const;
+  // Appends results to state/ID (one write; fdatasync only when `sync`).
+  Result<void> record(std::string_view id, const std::vector<RecipientResult>& results,
+                      bool sync = false);
+  // Removes queue/ID and state/ID (after every recipient has a final result).
+  Result<void> remove(std::string_view id);
+
+  const std::filesystem::path& dir() const;
+  QueueIdGenerator& ids();
+
+ private:
+  friend class Writer;
+  Spool() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace carrier::spool
