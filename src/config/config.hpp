@@ -9,6 +9,8 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 namespace carrier::config {
@@ -56,6 +58,11 @@ struct Config {
   std::vector<std::string> trusted_networks;  // CIDRs allowed to relay; default none
 
   std::optional<std::filesystem::path> source;  // file it came from, if any
+
+  // True when the file set spool_dir / mail_dir itself; otherwise they follow data_dir
+  // (see apply_data_dir).
+  bool spool_dir_explicit = false;
+  bool mail_dir_explicit = false;
 };
 
 struct Diagnostic {
@@ -77,5 +84,21 @@ std::optional<Config> load_string(std::string_view toml, const std::string& name
                                   std::vector<Diagnostic>& diags);
 // Checks that make sense only after command-line overrides (directories creatable, ports).
 std::vector<Diagnostic> validate_runtime(const Config& c);
+
+// Sets data_dir (e.g. from --data-dir) and recomputes spool_dir = data_dir/spool and
+// mail_dir = data_dir/mail unless the file set them explicitly.
+void apply_data_dir(Config& c, std::filesystem::path data_dir);
+
+// "IPv4:port" or "[IPv6]:port" (port 0..65535) → {address without brackets, port}. The address
+// must be an IP literal. nullopt when malformed; the second overload also says why.
+std::optional<std::pair<std::string, std::uint16_t>> parse_host_port(std::string_view text);
+std::optional<std::pair<std::string, std::uint16_t>> parse_host_port(std::string_view text,
+                                                                     std::string& why);
+
+// Integer seconds followed by a unit: "90s", "5m", "1h", "2d". nullopt when malformed or out of
+// range (no overflow).
+std::optional<std::chrono::seconds> parse_duration(std::string_view text);
+// Integer bytes followed by K, M or G (powers of 1024; lower case accepted): "64K", "50M".
+std::optional<std::uint64_t> parse_size(std::string_view text);
 
 }  // namespace carrier::config
