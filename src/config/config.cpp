@@ -1,1 +1,877 @@
+// carrier config: built-in defaults, the strict TOML loader (toml++ v3) and the runtime checks.
+// Reads operator files (UNTRUSTED-ish input): unknown keys, wrong types and bad values are all
+// reported as Diagnostics with file:line:column, every error is collected, and nothing throws
+// out of this module. Limits enforced here follow RFC 5321 4.5.3.1.4 (command line >= 512),
+// 4.5.3.1.8 (>= 100 recipients), 4.5.3.2 (timeouts) and 4.5.1 (postmaster always exists).
 #include "config/config.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <initializer_list>
+#include <set>
+#include <system_error>
+
+#include <toml++/toml.h>
+
+#include "config/syntax.hpp"
+
+namespace carrier::config {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+std::string Diagnostic::str() const {
+  if (line <= 0) return file + ": " + message;
+  return file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + message;
+}
+
+namespace {
+
+// Largest configuration file accepted (an explicit input limit; real files are a few KiB).
+constexpr std::size_t kMaxFileSize = 1u << 20;
+
+std::string system_hostname() {
+  char buf[256];
+  if (gethostname(buf, sizeof buf - 1) != 0) return "localhost";
+  buf[sizeof buf - 1] = '\0';
+  std::string h(buf);
+  return h.empty() ? "localhost" : h;
+}
+
+std::vector<std::string> default_domains(const std::string& hostname) {
+  std::vector<std::string> d{"localhost"};
+  std::string h = syntax::to_lower(hostname);
+  if (!h.empty() && h != "localhost") d.push_back(h);
+  return d;
+}
+
+const char* type_name(toml::node_type t) {
+  switch (t) {
+    case toml::node_type::table: return "a table";
+    case toml::node_type::array: return "an array";
+    case toml::node_type::string: return "a string";
+    case toml::node_type::integer: return "an integer";
+    case toml::node_type::floating_point: return "a floating-point number";
+    case toml::node_type::boolean: return "a boolean";
+    case toml::node_type::date: return "a date";
+    case toml::node_type::time: return "a time";
+    case toml::node_type::date_time: return "a date-time";
+    case toml::node_type::none: break;
+  }
+  return "nothing";
+}
+
+std::string fmt_duration(std::chrono::seconds s) {
+  auto n = s.count();
+  if (n != 0 && n % 86400 == 0) return std::to_string(n / 86400) + "d";
+  if (n != 0 && n % 3600 == 0) return std::to_string(n / 3600) + "h";
+  if (n != 0 && n % 60 == 0) return std::to_string(n / 60) + "m";
+  return std::to_string(n) + "s";
+}
+
+std::string fmt_size(std::uint64_t b) {
+  if (b != 0 && b % (1ull << 30) == 0) return std::to_string(b >> 30) + "G";
+  if (b != 0 && b % (1ull << 20) == 0) return std::to_string(b >> 20) + "M";
+  if (b != 0 && b % (1ull << 10) == 0) return std::to_string(b >> 10) + "K";
+  return std::to_string(b) + " bytes";
+}
+
+std::string quoted_list(std::initializer_list<const char*> items) {
+  std::string out;
+  for (const char* i : items) {
+    if (!out.empty()) out += ", ";
+    out += '"';
+    out += i;
+    out += '"';
+  }
+  return out;
+}
+
+// Loads one TOML document into a Config. One instance per load.
+class Loader {
+ public:
+  Loader(std::string name, fs::path base, std::vector<Diagnostic>& diags)
+      : name_(std::move(name)), base_(std::move(base)), diags_(diags) {}
+
+  std::optional<Config> run(std::string_view text);
+
+ private:
+  struct AliasSrc {
+    const toml::key* key;
+    std::vector<std::pair<std::string, const toml::node*>> targets;
+  };
+
+  void error(const toml::source_region& r, std::string msg) {
+    diags_.push_back(Diagnostic{name_, static_cast<int>(r.begin.line),
+                                static_cast<int>(r.begin.column), std::move(msg)});
+  }
+  void error(const toml::node& n, const std::string& ctx, const std::string& msg) {
+    error(n.source(), ctx + ": " + msg);
+  }
+  void wrong_type(const toml::node& n, const std::string& ctx, const char* expected) {
+    error(n, ctx, std::string("expected ") + expected + ", got " + type_name(n.type()));
+  }
+  void unknown_key(const toml::key& k, const std::string& section) {
+    error(k.source(), "unknown key '" + std::string(k.str()) + "' in " + section);
+  }
+
+  std::optional<std::string> get_string(const toml::node& n, const std::string& ctx);
+  std::optional<std::int64_t> get_int(const toml::node& n, const std::string& ctx,
+                                      std::int64_t lo, std::int64_t hi, const char* why = nullptr);
+  std::optional<std::chrono::seconds> get_duration(const toml::node& n, const std::string& ctx,
+                                                   std::chrono::seconds lo, std::chrono::seconds hi);
+  std::optional<std::uint64_t> get_size(const toml::node& n, const std::string& ctx,
+                                        std::uint64_t lo, std::uint64_t hi);
+  std::optional<std::string> get_enum(const toml::node& n, const std::string& ctx,
+                                      std::initializer_list<const char*> allowed);
+  std::optional<fs::path> get_path(const toml::node& n, const std::string& ctx);
+  std::optional<std::vector<std::pair<std::string, const toml::node*>>> get_string_array(
+      const toml::node& n, const std::string& ctx);
+  const toml::table* get_table(const toml::node& n, const std::string& ctx);
+
+  void server(const toml::table& t);
+  void listeners(const toml::node& n);
+  void listener(const toml::table& t);
+  void limits(const toml::table& t);
+  void local(const toml::table& t);
+  void aliases(const toml::table& t);
+  void relay(const toml::table& t);
+  void resolve_aliases();
+
+  std::string name_;
+  fs::path base_;
+  std::vector<Diagnostic>& diags_;
+  Config c_ = defaults();
+
+  bool hostname_set_ = false;
+  bool domains_set_ = false;
+  const toml::node* retry_initial_node_ = nullptr;
+  const toml::node* retry_max_node_ = nullptr;
+  std::map<std::pair<std::string, std::uint16_t>, int> listener_lines_;  // for duplicates
+  std::map<std::string, AliasSrc> alias_src_;
+};
+
+std::optional<std::string> Loader::get_string(const toml::node& n, const std::string& ctx) {
+  const auto* s = n.as_string();
+  if (!s) {
+    wrong_type(n, ctx, "a string");
+    return std::nullopt;
+  }
+  const std::string& v = s->get();
+  for (char ch : v) {
+    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) {
+      error(n, ctx, "must not contain control characters");
+      return std::nullopt;
+    }
+  }
+  return v;
+}
+
+std::optional<std::int64_t> Loader::get_int(const toml::node& n, const std::string& ctx,
+                                            std::int64_t lo, std::int64_t hi, const char* why) {
+  const auto* i = n.as_integer();
+  if (!i) {
+    wrong_type(n, ctx, "an integer");
+    return std::nullopt;
+  }
+  std::int64_t v = i->get();
+  std::string cite = why ? std::string(" (") + why + ")" : std::string();
+  if (v < lo) {
+    error(n, ctx, "must be at least " + std::to_string(lo) + cite + ", got " + std::to_string(v));
+    return std::nullopt;
+  }
+  if (v > hi) {
+    error(n, ctx, "must be at most " + std::to_string(hi) + ", got " + std::to_string(v));
+    return std::nullopt;
+  }
+  return v;
+}
+
+std::optional<std::chrono::seconds> Loader::get_duration(const toml::node& n,
+                                                         const std::string& ctx,
+                                                         std::chrono::seconds lo,
+                                                         std::chrono::seconds hi) {
+  std::optional<std::chrono::seconds> d;
+  if (const auto* i = n.as_integer()) {
+    if (i->get() < 0) {
+      error(n, ctx, "must not be negative, got " + std::to_string(i->get()));
+      return std::nullopt;
+    }
+    // Anything above hi is rejected below; clamp first so the conversion cannot overflow.
+    d = std::chrono::seconds(std::min<std::int64_t>(i->get(), hi.count() + 1));
+    if (i->get() > hi.count()) {
+      error(n, ctx, "must be at most " + fmt_duration(hi) + ", got " + std::to_string(i->get()) +
+                        " seconds");
+      return std::nullopt;
+    }
+  } else if (const auto* s = n.as_string()) {
+    d = parse_duration(s->get());
+    if (!d) {
+      error(n, ctx, "invalid duration \"" + s->get() +
+                        "\": expected a whole number followed by s, m, h or d (e.g. \"90s\", "
+                        "\"5m\", \"1h\", \"2d\"), or an integer number of seconds");
+      return std::nullopt;
+    }
+  } else {
+    wrong_type(n, ctx, "a duration (integer seconds or a string like \"5m\")");
+    return std::nullopt;
+  }
+  if (*d < lo) {
+    error(n, ctx, "must be at least " + fmt_duration(lo) + ", got " + fmt_duration(*d));
+    return std::nullopt;
+  }
+  if (*d > hi) {
+    error(n, ctx, "must be at most " + fmt_duration(hi) + ", got " + fmt_duration(*d));
+    return std::nullopt;
+  }
+  return d;
+}
+
+std::optional<std::uint64_t> Loader::get_size(const toml::node& n, const std::string& ctx,
+                                              std::uint64_t lo, std::uint64_t hi) {
+  std::uint64_t v = 0;
+  if (const auto* i = n.as_integer()) {
+    if (i->get() < 0) {
+      error(n, ctx, "must not be negative, got " + std::to_string(i->get()));
+      return std::nullopt;
+    }
+    v = static_cast<std::uint64_t>(i->get());
+  } else if (const auto* s = n.as_string()) {
+    auto p = parse_size(s->get());
+    if (!p) {
+      error(n, ctx, "invalid size \"" + s->get() +
+                        "\": expected a whole number followed by K, M or G (e.g. \"64K\", "
+                        "\"50M\", \"1G\"), or an integer number of bytes");
+      return std::nullopt;
+    }
+    v = *p;
+  } else {
+    wrong_type(n, ctx, "a size (integer bytes or a string like \"50M\")");
+    return std::nullopt;
+  }
+  if (v < lo) {
+    error(n, ctx, "must be at least " + fmt_size(lo) + ", got " + fmt_size(v));
+    return std::nullopt;
+  }
+  if (v > hi) {
+    error(n, ctx, "must be at most " + fmt_size(hi) + ", got " + fmt_size(v));
+    return std::nullopt;
+  }
+  return v;
+}
+
+std::optional<std::string> Loader::get_enum(const toml::node& n, const std::string& ctx,
+                                            std::initializer_list<const char*> allowed) {
+  const auto* s = n.as_string();
+  if (!s) {
+    wrong_type(n, ctx, ("one of " + quoted_list(allowed) + " (a string)").c_str());
+    return std::nullopt;
+  }
+  for (const char* a : allowed)
+    if (s->get() == a) return s->get();
+  error(n, ctx, "must be one of " + quoted_list(allowed) + ", got \"" + s->get() + "\"");
+  return std::nullopt;
+}
+
+std::optional<fs::path> Loader::get_path(const toml::node& n, const std::string& ctx) {
+  auto s = get_string(n, ctx);
+  if (!s) return std::nullopt;
+  if (s->empty()) {
+    error(n, ctx, "must not be empty (expected a directory path)");
+    return std::nullopt;
+  }
+  fs::path p(*s);
+  if (p.is_relative() && !base_.empty()) p = base_ / p;
+  return p.lexically_normal();
+}
+
+std::optional<std::vector<std::pair<std::string, const toml::node*>>> Loader::get_string_array(
+    const toml::node& n, const std::string& ctx) {
+  const auto* a = n.as_array();
+  if (!a) {
+    wrong_type(n, ctx, "an array of strings");
+    return std::nullopt;
+  }
+  std::vector<std::pair<std::string, const toml::node*>> out;
+  bool ok = true;
+  for (const toml::node& e : *a) {
+    auto s = get_string(e, ctx);
+    if (!s) {
+      ok = false;
+      continue;
+    }
+    out.emplace_back(std::move(*s), &e);
+  }
+  if (!ok) return std::nullopt;
+  return out;
+}
+
+const toml::table* Loader::get_table(const toml::node& n, const std::string& ctx) {
+  const auto* t = n.as_table();
+  if (!t) wrong_type(n, ctx, "a table");
+  return t;
+}
+
+void Loader::server(const toml::table& t) {
+  const std::string sec = "[server]";
+  for (auto&& [k, v] : t) {
+    const std::string key(k.str());
+    const std::string ctx = sec + " " + key;
+    if (key == "hostname") {
+      if (auto s = get_string(v, ctx)) {
+        if (auto p = syntax::check_domain(*s)) {
+          error(v, ctx, "\"" + *s + "\" is not a valid host name: " + *p);
+        } else {
+          c_.hostname = *s;
+          hostname_set_ = true;
+        }
+      }
+    } else if (key == "data_dir") {
+      if (auto p = get_path(v, ctx)) c_.data_dir = *p;
+    } else if (key == "spool_dir") {
+      if (auto p = get_path(v, ctx)) {
+        c_.spool_dir = *p;
+        c_.spool_dir_explicit = true;
+      }
+    } else if (key == "log_format") {
+      if (auto e = get_enum(v, ctx, {"text", "json"})) c_.log_format = *e;
+    } else if (key == "log_level") {
+      if (auto e = get_enum(v, ctx, {"trace", "debug", "info", "warn", "error"})) c_.log_level = *e;
+    } else if (key == "bare_newline") {
+      if (auto e = get_enum(v, ctx, {"reject", "normalize"})) c_.bare_newline = *e;
+    } else if (key == "delivery_threads") {
+      if (auto i = get_int(v, ctx, 1, 256)) c_.delivery_threads = static_cast<int>(*i);
+    } else if (key == "retry_initial") {
+      if (auto d = get_duration(v, ctx, 1s, 24h)) {
+        c_.retry_initial = *d;
+        retry_initial_node_ = &v;
+      }
+    } else if (key == "retry_max") {
+      if (auto d = get_duration(v, ctx, 1s, 24h * 30)) {
+        c_.retry_max = *d;
+        retry_max_node_ = &v;
+      }
+    } else {
+      unknown_key(k, sec);
+    }
+  }
+}
+
+void Loader::listeners(const toml::node& n) {
+  const auto* a = n.as_array();
+  if (!a) {
+    if (n.is_table())
+      error(n, "listener", "must be an array of tables: write [[listener]], not [listener]");
+    else
+      wrong_type(n, "listener", "an array of tables ([[listener]])");
+    return;
+  }
+  if (a->empty()) return;  // no listeners given: keep the default 127.0.0.1:2525
+  c_.listeners.clear();
+  for (const toml::node& e : *a) {
+    if (const auto* t = e.as_table())
+      listener(*t);
+    else
+      wrong_type(e, "[[listener]]", "a table");
+  }
+}
+
+void Loader::listener(const toml::table& t) {
+  const std::string sec = "[[listener]]";
+  Listener l;
+  bool have_address = false;
+  bool ok = true;
+  for (auto&& [k, v] : t) {
+    const std::string key(k.str());
+    const std::string ctx = sec + " " + key;
+    if (key == "address") {
+      have_address = true;
+      auto s = get_string(v, ctx);
+      if (!s) {
+        ok = false;
+        continue;
+      }
+      std::string why;
+      auto hp = parse_host_port(*s, why);
+      if (!hp) {
+        error(v, ctx, "invalid address \"" + *s + "\": " + why);
+        ok = false;
+        continue;
+      }
+      l.address = hp->first;
+      l.port = hp->second;
+      if (l.port != 0) {  // port 0 = a fresh free port each time, never a clash
+        auto canon = syntax::canonical_ip(l.address).value_or(l.address);
+        auto [it, inserted] = listener_lines_.emplace(std::pair{canon, l.port},
+                                                      static_cast<int>(v.source().begin.line));
+        if (!inserted) {
+          error(v, ctx, "duplicate listener address \"" + *s + "\" (already used on line " +
+                            std::to_string(it->second) + ")");
+          ok = false;
+        }
+      }
+    } else if (key == "name") {
+      auto s = get_string(v, ctx);
+      if (!s) {
+        ok = false;
+        continue;
+      }
+      bool good = !s->empty() && s->size() <= 64;
+      for (char ch : *s)
+        good = good && ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                        (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-');
+      if (!good) {
+        error(v, ctx, "must be 1 to 64 letters, digits, '.', '_' or '-', got \"" + *s + "\"");
+        ok = false;
+        continue;
+      }
+      l.name = *s;
+    } else {
+      unknown_key(k, sec);
+      ok = false;
+    }
+  }
+  if (!have_address) {
+    error(t.source(), sec + ": missing required key 'address' (e.g. address = \"127.0.0.1:2525\")");
+    ok = false;
+  }
+  if (ok) c_.listeners.push_back(std::move(l));
+}
+
+void Loader::limits(const toml::table& t) {
+  const std::string sec = "[limits]";
+  auto& L = c_.limits;
+  for (auto&& [k, v] : t) {
+    const std::string key(k.str());
+    const std::string ctx = sec + " " + key;
+    if (key == "max_command_line") {
+      if (auto i = get_int(v, ctx, 512, 65536, "RFC 5321 4.5.3.1.4"))
+        L.max_command_line = static_cast<std::size_t>(*i);
+    } else if (key == "max_message_size") {
+      if (auto s = get_size(v, ctx, 1024, 64ull << 30)) L.max_message_size = *s;
+    } else if (key == "max_recipients") {
+      if (auto i = get_int(v, ctx, 100, 1000000, "RFC 5321 4.5.3.1.8"))
+        L.max_recipients = static_cast<std::size_t>(*i);
+    } else if (key == "max_errors") {
+      if (auto i = get_int(v, ctx, 1, 10000)) L.max_errors = static_cast<int>(*i);
+    } else if (key == "max_received_headers") {
+      if (auto i = get_int(v, ctx, 1, 10000)) L.max_received_headers = static_cast<int>(*i);
+    } else if (key == "max_connections") {
+      if (auto i = get_int(v, ctx, 1, 1000000)) L.max_connections = static_cast<int>(*i);
+    } else if (key == "max_connections_per_ip") {
+      if (auto i = get_int(v, ctx, 1, 1000000)) L.max_connections_per_ip = static_cast<int>(*i);
+    } else if (key == "command_timeout") {
+      if (auto d = get_duration(v, ctx, 1s, 24h)) L.command_timeout = *d;
+    } else if (key == "data_timeout") {
+      if (auto d = get_duration(v, ctx, 1s, 24h)) L.data_timeout = *d;
+    } else {
+      unknown_key(k, sec);
+    }
+  }
+}
+
+void Loader::local(const toml::table& t) {
+  const std::string sec = "[local]";
+  for (auto&& [k, v] : t) {
+    const std::string key(k.str());
+    const std::string ctx = sec + " " + key;
+    if (key == "domains") {
+      auto arr = get_string_array(v, ctx);
+      if (!arr) continue;
+      std::vector<std::string> out;
+      bool ok = true;
+      for (auto& [s, node] : *arr) {
+        std::string d = syntax::to_lower(s);
+        if (auto p = syntax::check_domain(d)) {
+          error(*node, ctx, "\"" + s + "\" is not a valid domain name: " + *p);
+          ok = false;
+        } else if (std::find(out.begin(), out.end(), d) != out.end()) {
+          error(*node, ctx, "domain \"" + s + "\" is listed twice");
+          ok = false;
+        } else {
+          out.push_back(std::move(d));
+        }
+      }
+      if (ok) {
+        c_.local_domains = std::move(out);
+        domains_set_ = true;
+      }
+    } else if (key == "mail_dir") {
+      if (auto p = get_path(v, ctx)) {
+        c_.mail_dir = *p;
+        c_.mail_dir_explicit = true;
+      }
+    } else if (key == "mailboxes") {
+      auto arr = get_string_array(v, ctx);
+      if (!arr) continue;
+      std::vector<std::string> out;
+      bool ok = true;
+      for (auto& [s, node] : *arr) {
+        std::string m = syntax::to_lower(s);
+        if (auto p = syntax::check_mailbox_name(m)) {
+          error(*node, ctx, "\"" + s + "\" is not a valid mailbox name: " + *p);
+          ok = false;
+        } else if (std::find(out.begin(), out.end(), m) != out.end()) {
+          error(*node, ctx, "mailbox \"" + s + "\" is listed twice");
+          ok = false;
+        } else {
+          out.push_back(std::move(m));
+        }
+      }
+      if (ok) c_.mailboxes = std::move(out);
+    } else if (key == "recipient_delimiter") {
+      auto s = get_string(v, ctx);
+      if (!s) continue;
+      if (s->empty() || (s->size() == 1 && std::strchr("+-_=", (*s)[0]) != nullptr))
+        c_.recipient_delimiter = *s;
+      else
+        error(v, ctx, "must be one of \"+\", \"-\", \"_\", \"=\" or \"\" (disabled), got \"" +
+                          *s + "\"");
+    } else if (key == "aliases") {
+      if (const auto* a = get_table(v, "[local] aliases")) aliases(*a);
+    } else {
+      unknown_key(k, sec);
+    }
+  }
+}
+
+void Loader::aliases(const toml::table& t) {
+  for (auto&& [k, v] : t) {
+    const std::string raw(k.str());
+    const std::string ctx = "[local.aliases] " + raw;
+    std::string name = syntax::to_lower(raw);
+    if (auto p = syntax::check_mailbox_name(name)) {
+      error(k.source(), ctx + ": \"" + raw + "\" is not a valid alias name: " + *p);
+      continue;
+    }
+    if (alias_src_.count(name)) {
+      error(k.source(), ctx + ": alias \"" + name + "\" is defined twice (names are case-insensitive)");
+      continue;
+    }
+    auto arr = get_string_array(v, ctx);
+    if (!arr) continue;
+    if (arr->empty()) {
+      error(v, ctx, "must list at least one target");
+      continue;
+    }
+    alias_src_.emplace(name, AliasSrc{&k, std::move(*arr)});
+  }
+}
+
+void Loader::relay(const toml::table& t) {
+  const std::string sec = "[relay]";
+  for (auto&& [k, v] : t) {
+    const std::string key(k.str());
+    const std::string ctx = sec + " " + key;
+    if (key == "trusted_networks") {
+      auto arr = get_string_array(v, ctx);
+      if (!arr) continue;
+      std::vector<std::string> out;
+      bool ok = true;
+      for (auto& [s, node] : *arr) {
+        if (auto p = syntax::check_cidr(s)) {
+          error(*node, ctx, "invalid network \"" + s + "\": " + *p);
+          ok = false;
+        } else {
+          out.push_back(s);
+        }
+      }
+      if (ok) c_.trusted_networks = std::move(out);
+    } else {
+      unknown_key(k, sec);
+    }
+  }
+}
+
+// Checks every alias target and looks for loops; fills c_.aliases.
+void Loader::resolve_aliases() {
+  std::set<std::string> boxes(c_.mailboxes.begin(), c_.mailboxes.end());
+  std::map<std::string, std::vector<std::string>> out;
+  for (auto& [name, src] : alias_src_) {
+    const std::string ctx = "[local.aliases] " + std::string(src.key->str());
+    if (boxes.count(name)) {
+      error(src.key->source(), ctx + ": \"" + name +
+                                   "\" is both a mailbox and an alias; remove one of them");
+      continue;
+    }
+    std::vector<std::string> targets;
+    for (auto& [t, node] : src.targets) {
+      if (t.find('@') != std::string::npos) {
+        if (auto p = syntax::check_address(t)) {
+          error(*node, ctx, "target \"" + t + "\" is not a valid address: " + *p);
+          continue;
+        }
+        auto at = t.rfind('@');
+        targets.push_back(t.substr(0, at + 1) + syntax::to_lower(t.substr(at + 1)));
+        continue;
+      }
+      std::string lower = syntax::to_lower(t);
+      if (lower == "postmaster" || boxes.count(lower) || alias_src_.count(lower)) {
+        targets.push_back(lower);
+      } else {
+        error(*node, ctx, "target \"" + t +
+                              "\" is neither a mailbox, an alias nor an address user@domain");
+      }
+    }
+    out.emplace(name, std::move(targets));
+  }
+
+  // Loop detection: depth-first search over alias → alias edges (white/grey/black).
+  std::map<std::string, int> color;  // 0 unvisited, 1 on the stack, 2 done
+  std::vector<std::string> stack;
+  std::function<void(const std::string&)> visit = [&](const std::string& a) {
+    color[a] = 1;
+    stack.push_back(a);
+    auto it = out.find(a);
+    if (it != out.end()) {
+      for (const std::string& t : it->second) {
+        if (!out.count(t)) continue;  // mailbox, postmaster or address
+        if (color[t] == 1) {
+          std::string path;
+          auto from = std::find(stack.begin(), stack.end(), t);
+          for (auto s = from; s != stack.end(); ++s) path += *s + " -> ";
+          path += t;
+          const AliasSrc& src = alias_src_.at(a);
+          error(src.key->source(),
+                "[local.aliases] " + std::string(src.key->str()) + ": alias loop " + path);
+        } else if (color[t] == 0) {
+          visit(t);
+        }
+      }
+    }
+    stack.pop_back();
+    color[a] = 2;
+  };
+  for (auto& [name, targets] : out)
+    if (color[name] == 0) visit(name);
+
+  c_.aliases = std::move(out);
+}
+
+std::optional<Config> Loader::run(std::string_view text) {
+  std::size_t before = diags_.size();
+  if (text.size() > kMaxFileSize) {
+    diags_.push_back(Diagnostic{name_, 0, 0,
+                                "file is larger than " + std::to_string(kMaxFileSize) + " bytes"});
+    return std::nullopt;
+  }
+  toml::table root;
+  try {
+    root = toml::parse(text, name_);
+  } catch (const toml::parse_error& e) {
+    diags_.push_back(Diagnostic{name_, static_cast<int>(e.source().begin.line),
+                                static_cast<int>(e.source().begin.column),
+                                std::string(e.description())});
+    return std::nullopt;
+  }
+
+  for (auto&& [k, v] : root) {
+    const std::string key(k.str());
+    if (key == "server") {
+      if (const auto* t = get_table(v, "[server]")) server(*t);
+    } else if (key == "listener") {
+      listeners(v);
+    } else if (key == "limits") {
+      if (const auto* t = get_table(v, "[limits]")) limits(*t);
+    } else if (key == "local") {
+      if (const auto* t = get_table(v, "[local]")) local(*t);
+    } else if (key == "relay") {
+      if (const auto* t = get_table(v, "[relay]")) relay(*t);
+    } else if (v.is_table() || v.is_array_of_tables()) {
+      error(k.source(), "unknown section [" + key +
+                            "] (known: [server], [[listener]], [limits], [local], [relay])");
+    } else {
+      error(k.source(), "unknown key '" + key + "' at top level (keys belong in a [section])");
+    }
+  }
+
+  resolve_aliases();
+
+  if (c_.retry_initial > c_.retry_max) {
+    const toml::node* n = retry_max_node_ ? retry_max_node_ : retry_initial_node_;
+    if (n)
+      error(*n, "[server] retry_max", "must not be smaller than retry_initial (" +
+                                          fmt_duration(c_.retry_initial) + " > " +
+                                          fmt_duration(c_.retry_max) + ")");
+  }
+  if (hostname_set_ && !domains_set_) c_.local_domains = default_domains(c_.hostname);
+  apply_data_dir(c_, c_.data_dir);
+
+  if (diags_.size() != before) {
+    std::stable_sort(diags_.begin() + static_cast<std::ptrdiff_t>(before), diags_.end(),
+                     [](const Diagnostic& a, const Diagnostic& b) {
+                       return std::pair(a.line, a.column) < std::pair(b.line, b.column);
+                     });
+    return std::nullopt;
+  }
+  return std::move(c_);
+}
+
+}  // namespace
+
+Config defaults() {
+  Config c;
+  c.hostname = system_hostname();
+  c.local_domains = default_domains(c.hostname);
+  c.mailboxes = {"postmaster", "demo"};
+  c.listeners = {Listener{}};
+  apply_data_dir(c, "var");
+  return c;
+}
+
+void apply_data_dir(Config& c, std::filesystem::path data_dir) {
+  c.data_dir = std::move(data_dir);
+  if (!c.spool_dir_explicit) c.spool_dir = c.data_dir / "spool";
+  if (!c.mail_dir_explicit) c.mail_dir = c.data_dir / "mail";
+}
+
+std::optional<Config> load_string(std::string_view toml, const std::string& name,
+                                  std::vector<Diagnostic>& diags) {
+  try {
+    Loader l(name, fs::path(), diags);
+    return l.run(toml);
+  } catch (const std::exception& e) {  // allocation failure and the like: never escape
+    diags.push_back(Diagnostic{name, 0, 0, std::string("internal error: ") + e.what()});
+    return std::nullopt;
+  }
+}
+
+std::optional<Config> load_file(const std::filesystem::path& file,
+                                std::vector<Diagnostic>& diags) {
+  const std::string name = file.string();
+  std::error_code ec;
+  auto st = fs::status(file, ec);
+  if (ec) {
+    diags.push_back(Diagnostic{name, 0, 0, "cannot read: " + ec.message()});
+    return std::nullopt;
+  }
+  if (!fs::is_regular_file(st)) {
+    diags.push_back(Diagnostic{name, 0, 0, "cannot read: not a regular file"});
+    return std::nullopt;
+  }
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    diags.push_back(Diagnostic{name, 0, 0, std::string("cannot read: ") + std::strerror(errno)});
+    return std::nullopt;
+  }
+  std::string text;
+  char buf[8192];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    text.append(buf, static_cast<std::size_t>(in.gcount()));
+    if (text.size() > kMaxFileSize) {
+      diags.push_back(Diagnostic{
+          name, 0, 0, "file is larger than " + std::to_string(kMaxFileSize) + " bytes"});
+      return std::nullopt;
+    }
+  }
+  if (in.bad()) {
+    diags.push_back(Diagnostic{name, 0, 0, "cannot read: I/O error"});
+    return std::nullopt;
+  }
+  fs::path abs = fs::absolute(file, ec);
+  if (ec) {
+    diags.push_back(Diagnostic{name, 0, 0, "cannot resolve path: " + ec.message()});
+    return std::nullopt;
+  }
+  try {
+    Loader l(name, abs.parent_path(), diags);
+    auto c = l.run(text);
+    if (c) c->source = file;
+    return c;
+  } catch (const std::exception& e) {
+    diags.push_back(Diagnostic{name, 0, 0, std::string("internal error: ") + e.what()});
+    return std::nullopt;
+  }
+}
+
+namespace {
+
+// Whether `dir` can serve as a directory carrier creates or uses. `will_exist` is a directory
+// that is known to be created first (data_dir for the derived spool_dir/mail_dir).
+void check_dir(const std::string& file, const std::string& key, const fs::path& dir,
+               const std::optional<fs::path>& will_exist, std::vector<Diagnostic>& out) {
+  auto bad = [&](std::string msg) {
+    out.push_back(Diagnostic{file, 0, 0, key + ": " + msg});
+  };
+  if (dir.empty()) {
+    bad("is empty");
+    return;
+  }
+  std::error_code ec;
+  fs::path abs = fs::absolute(dir, ec).lexically_normal();
+  if (ec) {
+    bad("cannot resolve '" + dir.string() + "': " + ec.message());
+    return;
+  }
+  auto st = fs::status(abs, ec);
+  if (!ec && fs::exists(st)) {
+    if (!fs::is_directory(st)) {
+      bad("'" + dir.string() + "' exists but is not a directory");
+    } else if (access(abs.c_str(), W_OK | X_OK) != 0) {
+      bad("directory '" + dir.string() + "' is not writable: " + std::strerror(errno));
+    }
+    return;
+  }
+  if (ec && ec != std::errc::no_such_file_or_directory) {
+    bad("cannot check '" + dir.string() + "': " + ec.message());
+    return;
+  }
+  fs::path parent = abs.parent_path();
+  if (abs.has_filename() == false) parent = abs.parent_path().parent_path();
+  if (will_exist && parent == *will_exist) return;  // created just before
+  auto pst = fs::status(parent, ec);
+  if (ec || !fs::exists(pst)) {
+    bad("parent directory '" + parent.string() + "' of '" + dir.string() + "' does not exist");
+  } else if (!fs::is_directory(pst)) {
+    bad("parent '" + parent.string() + "' of '" + dir.string() + "' is not a directory");
+  } else if (access(parent.c_str(), W_OK | X_OK) != 0) {
+    bad("cannot create '" + dir.string() + "': parent directory '" + parent.string() +
+        "' is not writable: " + std::strerror(errno));
+  }
+}
+
+}  // namespace
+
+std::vector<Diagnostic> validate_runtime(const Config& c) {
+  std::vector<Diagnostic> out;
+  const std::string file = c.source ? c.source->string() : std::string("(built-in configuration)");
+  check_dir(file, "[server] data_dir", c.data_dir, std::nullopt, out);
+  std::optional<fs::path> data_abs;
+  if (out.empty()) {
+    std::error_code ec;
+    fs::path a = fs::absolute(c.data_dir, ec).lexically_normal();
+    if (!ec) {
+      if (!a.has_filename()) a = a.parent_path();
+      data_abs = a;
+    }
+  }
+  check_dir(file, "[server] spool_dir", c.spool_dir, data_abs, out);
+  check_dir(file, "[local] mail_dir", c.mail_dir, data_abs, out);
+
+  if (c.listeners.empty())
+    out.push_back(Diagnostic{file, 0, 0, "no listener configured"});
+  std::set<std::pair<std::string, std::uint16_t>> seen;
+  for (const Listener& l : c.listeners) {
+    auto canon = syntax::canonical_ip(l.address);
+    if (!canon) {
+      out.push_back(Diagnostic{file, 0, 0, "listener address '" + l.address +
+                                               "' is not an IP address"});
+      continue;
+    }
+    if (l.port != 0 && !seen.emplace(*canon, l.port).second) {
+      std::string shown = canon->find(':') != std::string::npos ? "[" + *canon + "]" : *canon;
+      out.push_back(Diagnostic{file, 0, 0, "duplicate listener " + shown + ":" +
+                                               std::to_string(l.port)});
+    }
+  }
+  if (c.hostname.empty()) out.push_back(Diagnostic{file, 0, 0, "[server] hostname is empty"});
+  return out;
+}
+
+}  // namespace carrier::config

@@ -99,6 +99,7 @@ std::optional<std::pair<std::string, std::uint16_t>> parse_host_port(std::string
 // range (no overflow).
 std::optional<std::chrono::seconds> parse_duration(std::string_view text);
 // Integer bytes followed by K, M or G (powers of 1024; lower case accepted): "64K", "50M".
+// nullopt when malformed or larger than 1 TiB.
 std::optional<std::uint64_t> parse_size(std::string_view text);
 
 }  // namespace carrier::config
