@@ -60,5 +60,9 @@ std::optional<Mailbox> parse_mailbox(std::string_view s, bool allow_utf8, PathEr
 bool is_valid_domain(std::string_view d, bool allow_utf8);
 // Whole string is valid UTF-8 (no overlongs, no surrogates).
 bool is_valid_utf8(std::string_view s);
+// Length of the well-formed UTF-8 sequence at the start of s (1 for an ASCII byte), or 0 when
+// s is empty or starts with a malformed one (overlong, surrogate, above U+10FFFF, truncated,
+// stray continuation byte). cp, when given, receives the code point.
+std::size_t utf8_sequence(std::string_view s, char32_t* cp = nullptr);
 
 }  // namespace carrier::proto
