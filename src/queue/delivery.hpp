@@ -1,0 +1,114 @@
+// carrier queue: the local delivery queue. Takes committed messages from the spool (at start:
+// everything left there; then each newly committed one), hands local recipients to the local
+// transport and relay recipients to the relay transport (when one is set), records every
+// result in the spool's state file and removes the message once every recipient has a final
+// result. Temporary failures are retried with exponential backoff (±10 % jitter) on an
+// injectable clock. A message is at any time in exactly one of: queued, in progress,
+// scheduled for retry, waiting for a relay — never delivered twice concurrently.
+// No untrusted input beyond what the spool already vetted.
+#pragma once
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "base/clock.hpp"
+#include "spool/spool.hpp"
+#include "transport/transport.hpp"
+
+namespace carrier::queue {
+
+struct Options {
+  int threads = 4;
+  std::chrono::seconds retry_initial{60};
+  std::chrono::seconds retry_max{3600};
+  const Clock* clock = &SystemClock::instance();
+};
+
+class Delivery {
+ public:
+  Delivery(spool::Spool& spool, transport::Transport& local, Options opts);
+  ~Delivery();  // stop()
+  Delivery(const Delivery&) = delete;
+  Delivery& operator=(const Delivery&) = delete;
+
+  // Starts the worker and scheduler threads and enqueues everything already in the spool
+  // (recovery after a crash or restart). Call once.
+  void start();
+  // A newly committed message. Ignored when the id is already known (queued, in progress,
+  // scheduled or waiting) or after stop() (it stays in the spool for the next start).
+  void submit(std::string id);
+  // Finishes the deliveries in progress, then stops. Undelivered messages stay in the spool.
+  void stop();
+
+  struct Stats {
+    std::uint64_t delivered;  // recipients delivered since start
+    std::uint64_t deferred;   // recipient deferrals since start (one per failed attempt)
+    std::uint64_t failed;     // recipients failed permanently since start
+    std::uint64_t pending;    // messages known now: queued, in progress, scheduled or waiting
+  };
+  Stats stats() const;
+
+  // The relay transport for Relay recipients; null: they wait (logged once per message). Setting
+  // one re-queues the messages that were waiting for it.
+  void set_relay(transport::Transport* relay);
+  // Retries every scheduled (deferred) and waiting message now.
+  void wake_all();
+  // Queues the scheduled messages whose retry time has come by the injected clock (the
+  // scheduler thread does this by itself; tests with a ManualClock call it after advance()).
+  void poll_due();
+  // Waits until nothing is queued or in progress (scheduled/waiting messages may remain).
+  // True when idle before the timeout.
+  bool wait_idle(std::chrono::milliseconds timeout);
+  // When a scheduled message is due next, by the injected clock; nullopt when not scheduled.
+  std::optional<std::chrono::system_clock::time_point> next_try(std::string_view id) const;
+
+ private:
+  enum class State { Queued, Running, Scheduled, Waiting };
+  struct Entry {
+    State state = State::Queued;
+    int attempts = 0;                              // deferred attempts so far
+    std::chrono::system_clock::time_point due{};   // when Scheduled
+    bool relay_logged = false;                     // "waiting for relay" logged once
+  };
+  using TimePoint = std::chrono::system_clock::time_point;
+
+  void worker_loop();
+  void scheduler_loop();
+  void process(const std::string& id);
+  void enqueue_locked(const std::string& id, Entry& e);
+  void queue_due_locked(TimePoint now);
+  std::chrono::seconds backoff_locked(int attempts);
+
+  spool::Spool& spool_;
+  transport::Transport& local_;
+  Options opts_;
+
+  mutable std::mutex mu_;
+  std::condition_variable work_cv_;   // workers: run_ non-empty or stopping
+  std::condition_variable sched_cv_;  // scheduler: schedule changed or stopping
+  std::condition_variable idle_cv_;   // wait_idle()
+  std::map<std::string, Entry, std::less<>> entries_;
+  std::deque<std::string> run_;
+  std::set<std::pair<TimePoint, std::string>> schedule_;
+  int running_ = 0;
+  bool started_ = false;
+  bool stopping_ = false;
+  transport::Transport* relay_ = nullptr;
+  std::mt19937_64 rng_;
+  std::uint64_t n_delivered_ = 0, n_deferred_ = 0, n_failed_ = 0;
+  std::vector<std::thread> workers_;
+  std::thread scheduler_;
+};
+
+}  // namespace carrier::queue

@@ -1,0 +1,44 @@
+// carrier transport: local delivery into Maildir (https://cr.yp.to/proto/maildir.html):
+// write tmp/<unique>, fsync, rename to new/<unique>,S=<size>, fsync new/. Message lines are
+// converted from CRLF (as stored in the spool) to LF, and "Return-Path:" (RFC 5321 4.4) and
+// "Delivered-To:" header fields are prepended. A file in new/ is always complete.
+// Input: the spool file (written by us) and the recipient's mailbox name, which is checked
+// again here (no '/', no leading '.', not empty) as defence in depth.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "transport/transport.hpp"
+
+namespace carrier::transport {
+
+class MaildirTransport : public Transport {
+ public:
+  // mail_dir: root of the mailboxes (mail_dir/<mailbox>/{tmp,new,cur}); hostname: used in the
+  // unique file names. chunk_size: bytes read from the spool per pread (tests use tiny ones).
+  MaildirTransport(std::filesystem::path mail_dir, std::string hostname,
+                   std::size_t chunk_size = 64 * 1024);
+
+  const char* name() const override { return "maildir"; }
+  // One Result per requested recipient: Delivered ("delivered to maildir demo/new/<file>"),
+  // Deferred (4.3.0, or 4.2.2 when the disk or quota is full) or Failed (5.1.1 bad mailbox).
+  std::vector<Result> deliver(const Request& req) override;
+
+  // "<secs>.M<usecs>P<pid>Q<queue id>R<index>.<host>" with '/' and ':' in the host name
+  // escaped as \057 and \072 (Maildir convention); the size suffix ",S=<n>" is added on rename.
+  static std::string unique_name(std::int64_t unix_us, long pid, std::string_view queue_id,
+                                 std::size_t rcpt_index, std::string_view hostname);
+  // True when `mailbox` may name a directory under mail_dir.
+  static bool valid_mailbox_name(std::string_view mailbox);
+
+ private:
+  std::filesystem::path mail_dir_;
+  std::string hostname_;
+  std::size_t chunk_size_;
+};
+
+}  // namespace carrier::transport
