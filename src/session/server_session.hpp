@@ -7,7 +7,9 @@
 // The commands, their allowed states and flags are one table (command_table()), which the
 // unit tests iterate to prove every command is refused in every wrong state.
 #pragma once
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -99,6 +101,16 @@ class ServerSession {
   void on_committed(std::string_view queue_id);    // message durable: 250 with queue id
   void on_commit_failed(bool no_space);            // 451 4.3.0 / 452 4.3.1
   void on_tls_started();                           // (issue: TLS)
+  void on_closed();                                // peer closed the connection (log only)
+
+  // Timestamps the open transaction (the session has no clock): Unix ms.
+  void stamp(std::int64_t now_ms) { env_.received_at_ms = now_ms; }
+  // The Received: header for the open transaction (RFC 5321 4.4), first line of the content.
+  std::string received_header(std::string_view queue_id,
+                              std::chrono::system_clock::time_point now) const;
+  // True while a spool writer belongs to this transaction; when it turns false without a
+  // commit, the I/O layer aborts (removes) the writer.
+  bool message_open() const { return opened_; }
 
   // State for the I/O layer
   Want want() const { return want_; }
@@ -121,6 +133,7 @@ class ServerSession {
   std::vector<Event>& events() { return events_; }
 
   enum class State { Start, Greeted, Mail, Rcpt, Data, Bdat, Closed };
+  static constexpr int kStateCount = 7;
   State state() const { return state_; }
   int errors() const { return errors_; }
   int transactions() const { return transactions_; }
@@ -135,7 +148,8 @@ class ServerSession {
   void cmd_rcpt(const proto::Command& c);
   void cmd_data(const proto::Command& c);
   void cmd_bdat(const proto::Command& c);
-  void finish_message(const ContentReport& r, bool bdat);
+  void count_error();  // RFC 5321 4.5.3.2 note / Postfix hard_error_limit: too many → 421
+  std::optional<proto::Reply> check_content(const ContentReport& r, bool bdat) const;
   proto::Extensions extensions() const;
 
   const Config& cfg_;
@@ -157,6 +171,9 @@ class ServerSession {
   proto::Reply bdat_fail_reply_;
   bool discard_ = false;
   bool opened_ = false;            // a spool writer is open for this transaction
+  bool in_bdat_ = false;           // the open transaction uses BDAT (else DATA)
+  bool pending_discard_only_ = false;  // skipping the chunk of a BDAT refused with 503
+  std::uint64_t content_size_ = 0;
 };
 
 }  // namespace carrier::session

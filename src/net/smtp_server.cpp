@@ -1,0 +1,522 @@
+// carrier net: SMTP listeners and connections. See smtp_server.hpp.
+// RFC 5321 4.5.3.2 (timeouts: every read and write has a deadline), RFC 2920 (replies to a
+// pipelined group are flushed once the group's input is used up). Handles UNTRUSTED bytes.
+#include "net/smtp_server.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <asio.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <cstring>
+#include <unordered_map>
+
+#include "proto/data.hpp"
+
+namespace carrier::net {
+
+using asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
+
+namespace {
+
+// A byte buffer with a read position: unconsumed bytes are [begin, end). Grows only on demand
+// and never past `max`; shrinks back when a large message is done, so idle connections stay
+// small.
+class Buffer {
+ public:
+  std::string_view view() const { return {data_.get() + begin_, end_ - begin_}; }
+  std::size_t size() const { return end_ - begin_; }
+  bool empty() const { return begin_ == end_; }
+  void consume(std::size_t n) {
+    begin_ += n;
+    if (begin_ == end_) begin_ = end_ = 0;
+  }
+  void clear() { begin_ = end_ = 0; }
+  // Room for at least `want` more bytes at the end.
+  std::span<char> prepare(std::size_t want) {
+    if (cap_ - end_ < want) {
+      if (begin_ > 0) {  // compact
+        std::memmove(data_.get(), data_.get() + begin_, end_ - begin_);
+        end_ -= begin_;
+        begin_ = 0;
+      }
+      if (cap_ - end_ < want) {
+        std::size_t ncap = std::max(end_ + want, cap_ * 2);
+        auto n = std::make_unique<char[]>(ncap);
+        if (end_) std::memcpy(n.get(), data_.get(), end_);
+        data_ = std::move(n);
+        cap_ = ncap;
+      }
+    }
+    return {data_.get() + end_, cap_ - end_};
+  }
+  void commit(std::size_t n) { end_ += n; }
+  void shrink(std::size_t keep) {
+    if (cap_ <= keep || size() > keep) return;
+    auto n = std::make_unique<char[]>(keep);
+    std::memcpy(n.get(), data_.get() + begin_, size());
+    end_ = size();
+    begin_ = 0;
+    data_ = std::move(n);
+    cap_ = keep;
+  }
+
+ private:
+  std::unique_ptr<char[]> data_;
+  std::size_t cap_ = 0, begin_ = 0, end_ = 0;
+};
+
+constexpr std::size_t kCommandReadSize = 1024;
+constexpr std::size_t kDataReadSize = 64 * 1024;
+constexpr std::size_t kIdleBufferKeep = 4096;
+
+}  // namespace
+
+struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
+  Impl(asio::io_context& i, ServerContext c) : io(i), ctx(std::move(c)) {}
+  asio::io_context& io;
+  ServerContext ctx;
+  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
+  std::unordered_map<std::string, int> per_ip;
+  Stats stats;
+  std::uint64_t next_conn = 0;
+
+  asio::awaitable<void> accept_loop(tcp::acceptor& acc, std::string name);
+  asio::awaitable<void> refuse(tcp::socket sock, std::string text);
+};
+
+namespace {
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(std::shared_ptr<SmtpServer::Impl> srv, tcp::socket sock, std::string ip,
+             std::uint16_t port, std::uint64_t id)
+      : srv_(std::move(srv)),
+        sock_(std::move(sock)),
+        timer_(sock_.get_executor()),
+        ip_(ip),
+        id_(id),
+        session_(*srv_->ctx.session, *srv_->ctx.recipients,
+                 session::ClientInfo{std::move(ip), "", port, false}) {}
+
+  static asio::awaitable<void> run(std::shared_ptr<Connection> self) { co_await self->main(); }
+  static asio::awaitable<void> watch(std::shared_ptr<Connection> self) { co_await self->watchdog(); }
+
+ private:
+  asio::awaitable<void> main();
+  asio::awaitable<void> watchdog();
+  asio::awaitable<bool> read_more(std::chrono::seconds timeout, std::size_t want);
+  asio::awaitable<bool> flush();
+  asio::awaitable<void> read_command();
+  asio::awaitable<void> read_data();
+  asio::awaitable<void> read_bdat();
+  asio::awaitable<void> commit();
+  void open_message();
+  void log_events();
+  void lost(bool timeout);
+
+  void set_deadline(std::chrono::seconds t) {
+    deadline_ = Clock::now() + t;
+    if (!watching_) return;
+    // The watchdog sleeps until the earliest deadline; only wake it when this one is sooner.
+    if (timer_.expiry() > deadline_) timer_.cancel();
+  }
+
+  std::shared_ptr<SmtpServer::Impl> srv_;
+  tcp::socket sock_;
+  asio::steady_timer timer_;
+  std::string ip_;
+  std::uint64_t id_;
+  session::ServerSession session_;
+  Buffer in_;
+  Clock::time_point deadline_ = Clock::time_point::max();
+  bool timed_out_ = false;
+  bool watching_ = false;
+  bool done_ = false;
+  bool skipping_long_line_ = false;
+  std::optional<spool::Writer> writer_;
+  // The message being received (cumulative over BDAT chunks).
+  session::ContentReport report_;
+  proto::HeaderScanner scanner_;
+};
+
+asio::awaitable<void> Connection::watchdog() {
+  watching_ = true;
+  while (!done_) {
+    timer_.expires_at(deadline_);
+    auto [ec] = co_await timer_.async_wait(use_tuple);
+    if (done_) break;
+    if (Clock::now() >= deadline_) {
+      timed_out_ = true;
+      deadline_ = Clock::time_point::max();
+      asio::error_code ignored;
+      sock_.cancel(ignored);  // the pending read or write completes with operation_aborted
+    }
+  }
+  watching_ = false;
+}
+
+asio::awaitable<bool> Connection::read_more(std::chrono::seconds timeout, std::size_t want) {
+  auto space = in_.prepare(want);
+  set_deadline(timeout);
+  auto [ec, n] = co_await sock_.async_read_some(asio::buffer(space.data(), want), use_tuple);
+  deadline_ = Clock::time_point::max();
+  if (ec) co_return false;
+  in_.commit(n);
+  co_return true;
+}
+
+asio::awaitable<bool> Connection::flush() {
+  std::string& out = session_.out();
+  if (out.empty()) co_return true;
+  set_deadline(srv_->ctx.limits.command_timeout);
+  auto [ec, n] = co_await asio::async_write(sock_, asio::buffer(out), use_tuple);
+  deadline_ = Clock::time_point::max();
+  out.clear();
+  if (out.capacity() > kIdleBufferKeep) out.shrink_to_fit();
+  co_return !ec;
+}
+
+void Connection::log_events() {
+  auto& evs = session_.events();
+  for (const auto& e : evs) {
+    switch (e.kind) {
+      case session::ServerSession::Event::Connect:
+        spdlog::info("conn={} connect from [{}]", id_, ip_);
+        break;
+      case session::ServerSession::Event::Helo:
+        spdlog::info("conn={} helo={}", id_, e.text);
+        break;
+      case session::ServerSession::Event::Accepted:
+        spdlog::info("{} conn={} client=[{}]", e.text, id_, ip_);
+        break;
+      case session::ServerSession::Event::Rejected:
+        spdlog::info("conn={} reject: {} client=[{}]", id_, e.text, ip_);
+        break;
+      case session::ServerSession::Event::Disconnect:
+        spdlog::info("conn={} disconnect from [{}] ({}) messages={} errors={}", id_, ip_, e.text,
+                     session_.transactions(), session_.errors());
+        break;
+    }
+  }
+  evs.clear();
+}
+
+void Connection::lost(bool timeout) {
+  if (timeout) session_.on_timeout();
+  else session_.on_closed();
+}
+
+asio::awaitable<void> Connection::read_command() {
+  const std::size_t limit = session_.line_limit();
+  for (;;) {
+    std::string_view v = in_.view();
+    const void* nl = v.empty() ? nullptr : std::memchr(v.data(), '\n', v.size());
+    if (nl) {
+      std::size_t pos = static_cast<const char*>(nl) - v.data();
+      if (skipping_long_line_) {
+        skipping_long_line_ = false;
+        in_.consume(pos + 1);
+        session_.on_line_too_long();
+        co_return;
+      }
+      if (pos + 1 > limit) {
+        in_.consume(pos + 1);
+        session_.on_line_too_long();
+        co_return;
+      }
+      std::string_view line = v.substr(0, pos);
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      session_.on_line(line);  // the session copies what it keeps
+      in_.consume(pos + 1);
+      co_return;
+    }
+    if (in_.size() >= limit) {  // no end of line within the limit: skip to the next LF
+      skipping_long_line_ = true;
+      in_.clear();
+    }
+    // Input used up: send the replies of this pipelined group before waiting (RFC 2920 3.2).
+    if (!co_await flush()) {
+      lost(false);
+      co_return;
+    }
+    if (!co_await read_more(srv_->ctx.limits.command_timeout, kCommandReadSize)) {
+      lost(timed_out_);
+      co_return;
+    }
+  }
+}
+
+void Connection::open_message() {
+  report_ = {};
+  scanner_.reset();
+  auto now = std::chrono::system_clock::now();
+  session_.stamp(
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count());
+  auto w = srv_->ctx.spool->begin(session_.envelope());
+  if (!w) {
+    spdlog::error("conn={} spool: {}", id_, w.error().message);
+    session_.on_message_opened(false, w.error().no_space());
+    return;
+  }
+  writer_.emplace(std::move(w).value());
+  auto r = writer_->write(session_.received_header(writer_->id(), now));
+  if (!r) {
+    report_.write_failed = true;
+    report_.write_no_space = r.error().no_space();
+  }
+  session_.on_message_opened(true, false);
+}
+
+asio::awaitable<void> Connection::read_data() {
+  proto::DotDecoder dec(session_.bare_newline_policy());
+  const std::uint64_t max = session_.config().limits.max_message_size;
+  std::string content;
+  content.reserve(kDataReadSize + 1024);
+  for (;;) {
+    if (!in_.empty()) {
+      content.clear();
+      auto st = dec.feed(in_.view(), content);
+      in_.consume(st.consumed);
+      report_.size += content.size();
+      if (report_.size > max) report_.too_big = true;
+      if (!report_.too_big) {
+        if (!scanner_.in_body()) scanner_.feed(content);
+        if (writer_ && !report_.write_failed) {
+          auto r = writer_->write(content);
+          if (!r) {
+            report_.write_failed = true;
+            report_.write_no_space = r.error().no_space();
+            spdlog::error("conn={} spool write: {}", id_, r.error().message);
+          }
+        }
+      }
+      if (st.done) break;
+    }
+    if (!co_await read_more(srv_->ctx.limits.data_timeout, kDataReadSize)) {
+      lost(timed_out_);
+      co_return;
+    }
+  }
+  report_.bare_newline = dec.saw_bare_newline();
+  report_.received_count = scanner_.received_count();
+  report_.header_8bit = scanner_.header_has_8bit();
+  session_.on_data_end(report_);
+  in_.shrink(kIdleBufferKeep);
+}
+
+asio::awaitable<void> Connection::read_bdat() {
+  std::uint64_t remaining = session_.bdat_remaining();
+  const bool discard = session_.discarding();
+  const std::uint64_t max = session_.config().limits.max_message_size;
+  while (remaining > 0) {
+    if (in_.empty()) {
+      if (!co_await read_more(srv_->ctx.limits.data_timeout, kDataReadSize)) {
+        lost(timed_out_);
+        co_return;
+      }
+      continue;
+    }
+    std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, in_.size()));
+    std::string_view chunk = in_.view().substr(0, take);
+    if (!discard) {
+      report_.size += take;
+      if (report_.size > max) report_.too_big = true;
+      if (!report_.too_big) {
+        if (!scanner_.in_body()) scanner_.feed(chunk);
+        if (writer_ && !report_.write_failed) {
+          auto r = writer_->write(chunk);
+          if (!r) {
+            report_.write_failed = true;
+            report_.write_no_space = r.error().no_space();
+            spdlog::error("conn={} spool write: {}", id_, r.error().message);
+          }
+        }
+      }
+    }
+    in_.consume(take);
+    remaining -= take;
+  }
+  report_.received_count = scanner_.received_count();
+  report_.header_8bit = scanner_.header_has_8bit();
+  session_.on_bdat_chunk_end(report_);
+  in_.shrink(kIdleBufferKeep);
+}
+
+asio::awaitable<void> Connection::commit() {
+  auto ex = sock_.get_executor();
+  auto* sp = srv_->ctx.spool;
+  spool::Writer* w = &*writer_;
+  // The spool completes on its own thread; hop back to this connection's executor. (The
+  // initiation captures only pointers: g++ 12 mishandles move-only captures in co_await.)
+  Result<std::string> r = co_await asio::async_initiate<decltype(asio::use_awaitable),
+                                                         void(Result<std::string>)>(
+      [sp, ex, w](auto handler) {
+        auto h = std::make_shared<decltype(handler)>(std::move(handler));
+        sp->commit(std::move(*w), [h, ex](Result<std::string> res) {
+          asio::post(ex, [h, res = std::move(res)]() mutable { (*h)(std::move(res)); });
+        });
+      },
+      asio::use_awaitable);
+  writer_.reset();
+  if (r) {
+    session_.on_committed(r.value());
+    ++srv_->stats.messages_accepted;
+    log_events();
+    if (srv_->ctx.on_queued) srv_->ctx.on_queued(r.value());
+  } else {
+    spdlog::error("conn={} spool commit: {}", id_, r.error().message);
+    session_.on_commit_failed(r.error().no_space());
+  }
+}
+
+asio::awaitable<void> Connection::main() {
+  asio::error_code ec;
+  sock_.set_option(tcp::no_delay(true), ec);
+  session_.on_connect();
+  for (;;) {
+    log_events();
+    if (writer_ && !session_.message_open()) {
+      writer_->abort();
+      writer_.reset();
+    }
+    switch (session_.want()) {
+      case session::Want::Line: co_await read_command(); break;
+      case session::Want::OpenMessage: open_message(); break;
+      case session::Want::Data:
+        if (!co_await flush()) lost(false);  // the 354 must reach the client first
+        else co_await read_data();
+        break;
+      case session::Want::Bdat: co_await read_bdat(); break;
+      case session::Want::Commit: co_await commit(); break;
+      case session::Want::StartTls:  // (issue: TLS) not offered yet; the session never asks
+        session_.on_closed();
+        break;
+      case session::Want::Close: {
+        timed_out_ = false;
+        co_await flush();
+        log_events();
+        if (writer_) {
+          writer_->abort();
+          writer_.reset();
+        }
+        done_ = true;
+        sock_.shutdown(tcp::socket::shutdown_both, ec);
+        sock_.close(ec);
+        timer_.cancel();
+        co_return;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+SmtpServer::SmtpServer(asio::io_context& io, ServerContext ctx)
+    : impl_(std::make_shared<Impl>(io, std::move(ctx))) {}
+
+SmtpServer::~SmtpServer() { stop_accepting(); }
+
+Stats SmtpServer::stats() const { return impl_->stats; }
+
+void SmtpServer::stop_accepting() {
+  for (auto& a : impl_->acceptors) {
+    asio::error_code ec;
+    a->close(ec);
+  }
+}
+
+asio::awaitable<void> SmtpServer::Impl::refuse(tcp::socket sock, std::string text) {
+  // Best effort, bounded: the reply fits in the socket buffer; no read.
+  asio::error_code ec;
+  sock.non_blocking(true, ec);
+  sock.write_some(asio::buffer(text), ec);
+  sock.shutdown(tcp::socket::shutdown_both, ec);
+  sock.close(ec);
+  co_return;
+}
+
+asio::awaitable<void> SmtpServer::Impl::accept_loop(tcp::acceptor& acc, std::string name) {
+  auto self = shared_from_this();
+  for (;;) {
+    auto [ec, sock] = co_await acc.async_accept(use_tuple);
+    if (ec == asio::error::operation_aborted || !acc.is_open()) co_return;
+    if (ec) {
+      // EMFILE/ENFILE: wait a moment instead of spinning.
+      spdlog::warn("{}: accept: {}", name, ec.message());
+      asio::steady_timer t(io, std::chrono::milliseconds(100));
+      co_await t.async_wait(use_tuple);
+      continue;
+    }
+    asio::error_code e2;
+    auto ep = sock.remote_endpoint(e2);
+    if (e2) continue;
+    auto addr = ep.address();
+    if (addr.is_v6() && addr.to_v6().is_v4_mapped())
+      addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
+    std::string ip = addr.to_string();
+    ++stats.connections_total;
+    auto& n_ip = per_ip[ip];
+    if (stats.connections_current >= ctx.limits.max_connections ||
+        n_ip >= ctx.limits.max_connections_per_ip) {
+      ++stats.connections_rejected;
+      bool total = stats.connections_current >= ctx.limits.max_connections;
+      if (n_ip == 0) per_ip.erase(ip);
+      spdlog::warn("{}: refused [{}]: too many connections{}", name, ip,
+                   total ? "" : " from this address");
+      std::string text = "421 4.7.0 " + ctx.session->hostname + " Error: too many connections" +
+                         (total ? "" : " from your address") + "\r\n";
+      asio::co_spawn(io, refuse(std::move(sock), std::move(text)), asio::detached);
+      continue;
+    }
+    ++n_ip;
+    ++stats.connections_current;
+    auto conn = std::make_shared<Connection>(self, std::move(sock), ip, ep.port(), ++next_conn);
+    auto finish = [self, ip](std::exception_ptr e) {
+      if (e) {
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          spdlog::error("connection failed: {}", ex.what());
+        }
+      }
+      --self->stats.connections_current;
+      auto it = self->per_ip.find(ip);
+      if (it != self->per_ip.end() && --it->second <= 0) self->per_ip.erase(it);
+    };
+    asio::co_spawn(io, Connection::watch(conn), asio::detached);
+    asio::co_spawn(io, Connection::run(std::move(conn)), std::move(finish));
+  }
+}
+
+Result<std::vector<std::string>> SmtpServer::listen(const std::vector<ListenerSpec>& specs) {
+  std::vector<std::string> bound;
+  for (const auto& s : specs) {
+    asio::error_code ec;
+    auto addr = asio::ip::make_address(s.address, ec);
+    if (ec) return Error{"listener " + s.name + ": bad address '" + s.address + "'"};
+    tcp::endpoint ep(addr, s.port);
+    auto acc = std::make_unique<tcp::acceptor>(impl_->io);
+    acc->open(ep.protocol(), ec);
+    if (!ec) acc->set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec && addr.is_v6()) acc->set_option(asio::ip::v6_only(true), ec);
+    if (!ec) acc->bind(ep, ec);
+    if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      std::string where = addr.is_v6() ? "[" + s.address + "]:" + std::to_string(s.port)
+                                       : s.address + ":" + std::to_string(s.port);
+      return Error{"cannot listen on " + where + ": " + ec.message(), ec.value()};
+    }
+    auto local = acc->local_endpoint();
+    bound.push_back((local.address().is_v6() ? "[" + local.address().to_string() + "]"
+                                              : local.address().to_string()) +
+                    ":" + std::to_string(local.port()));
+    auto* raw = acc.get();
+    impl_->acceptors.push_back(std::move(acc));
+    asio::co_spawn(impl_->io, impl_->accept_loop(*raw, s.name), asio::detached);
+  }
+  return bound;
+}
+
+}  // namespace carrier::net

@@ -1,0 +1,68 @@
+// carrier net: SMTP listeners and connections on Asio. Only moves bytes: lines and content go
+// to the pure session (src/session), message bytes to the spool (src/spool). Enforces the
+// limits that belong to I/O: connections in total and per client IP, a deadline on every read
+// and write (RFC 5321 4.5.3.2), bounded buffers (a command line over the limit is skipped to
+// its end, never buffered whole). Handles UNTRUSTED input (raw bytes from the network).
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "session/server_session.hpp"
+#include "spool/spool.hpp"
+
+namespace asio {
+class io_context;
+}
+
+namespace carrier::net {
+
+struct ServerLimits {
+  int max_connections = 1000;
+  int max_connections_per_ip = 100;
+  std::chrono::seconds command_timeout{300};
+  std::chrono::seconds data_timeout{600};
+};
+
+struct ListenerSpec {
+  std::string address;  // IP literal
+  std::uint16_t port = 0;
+  std::string name = "smtp";
+};
+
+struct ServerContext {
+  const session::Config* session = nullptr;
+  const session::RecipientChecker* recipients = nullptr;
+  spool::Spool* spool = nullptr;
+  ServerLimits limits;
+  // Called on the I/O thread after a message was committed and acknowledged.
+  std::function<void(const std::string& queue_id)> on_queued;
+};
+
+struct Stats {
+  std::uint64_t connections_total = 0;
+  std::uint64_t connections_rejected = 0;
+  std::uint64_t messages_accepted = 0;
+  int connections_current = 0;
+};
+
+class SmtpServer {
+ public:
+  SmtpServer(asio::io_context& io, ServerContext ctx);
+  ~SmtpServer();
+  // Binds and listens; returns the bound endpoints ("127.0.0.1:2525") or an error.
+  Result<std::vector<std::string>> listen(const std::vector<ListenerSpec>& specs);
+  // Stops accepting; connections in progress go on.
+  void stop_accepting();
+  Stats stats() const;
+
+  struct Impl;  // public so the connection code in the .cpp can name it
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace carrier::net

@@ -1,0 +1,162 @@
+// carrier session: the RCPT TO decision. See policy.hpp. Handles UNTRUSTED input.
+#include "session/policy.hpp"
+
+#include <arpa/inet.h>
+
+#include <cstring>
+
+namespace carrier::session {
+
+std::optional<Cidr> Cidr::parse(std::string_view s) {
+  Cidr c;
+  std::string addr(s);
+  int bits = -1;
+  if (auto slash = s.find('/'); slash != std::string_view::npos) {
+    addr.assign(s.substr(0, slash));
+    auto b = s.substr(slash + 1);
+    if (b.empty() || b.size() > 3) return std::nullopt;
+    bits = 0;
+    for (char ch : b) {
+      if (ch < '0' || ch > '9') return std::nullopt;
+      bits = bits * 10 + (ch - '0');
+    }
+  }
+  if (inet_pton(AF_INET, addr.c_str(), c.addr_.data()) == 1) {
+    c.v6_ = false;
+    if (bits < 0) bits = 32;
+    if (bits > 32) return std::nullopt;
+  } else if (inet_pton(AF_INET6, addr.c_str(), c.addr_.data()) == 1) {
+    c.v6_ = true;
+    if (bits < 0) bits = 128;
+    if (bits > 128) return std::nullopt;
+  } else {
+    return std::nullopt;
+  }
+  c.bits_ = bits;
+  return c;
+}
+
+namespace {
+bool prefix_equal(const std::uint8_t* a, const std::uint8_t* b, int bits) {
+  int full = bits / 8;
+  if (std::memcmp(a, b, full) != 0) return false;
+  int rest = bits % 8;
+  if (rest == 0) return true;
+  std::uint8_t mask = static_cast<std::uint8_t>(0xff << (8 - rest));
+  return (a[full] & mask) == (b[full] & mask);
+}
+}  // namespace
+
+bool Cidr::contains(std::string_view ip) const {
+  std::string s(ip);
+  std::uint8_t buf[16];
+  if (inet_pton(AF_INET, s.c_str(), buf) == 1) {
+    return !v6_ && prefix_equal(buf, addr_.data(), bits_);
+  }
+  if (inet_pton(AF_INET6, s.c_str(), buf) != 1) return false;
+  if (v6_) return prefix_equal(buf, addr_.data(), bits_);
+  // ::ffff:a.b.c.d against an IPv4 network
+  static const std::uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  return std::memcmp(buf, mapped, 12) == 0 && prefix_equal(buf + 12, addr_.data(), bits_);
+}
+
+namespace {
+std::string lower_ascii(std::string_view s) {
+  std::string r(s);
+  for (auto& ch : r)
+    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+  return r;
+}
+}  // namespace
+
+LocalPolicy::LocalPolicy(const LocalPolicyData& d) : delimiter_(d.recipient_delimiter) {
+  for (const auto& x : d.domains) domains_.insert(proto::normalize_domain(x));
+  for (const auto& x : d.mailboxes) mailboxes_.insert(lower_ascii(x));
+  for (const auto& [k, v] : d.aliases) aliases_.emplace(lower_ascii(k), v);
+  for (const auto& n : d.trusted_networks)
+    if (auto c = Cidr::parse(n)) trusted_.push_back(*c);
+}
+
+bool LocalPolicy::is_local_domain(std::string_view domain) const {
+  return domains_.count(proto::normalize_domain(domain)) > 0;
+}
+
+bool LocalPolicy::is_trusted(std::string_view ip) const {
+  for (const auto& c : trusted_)
+    if (c.contains(ip)) return true;
+  return false;
+}
+
+bool LocalPolicy::expand(const std::string& name, const proto::Mailbox& rcpt,
+                         std::vector<proto::EnvelopeRecipient>& out, int depth) const {
+  if (depth > 16) return false;  // alias chains are bounded (config rejects cycles anyway)
+  if (auto a = aliases_.find(name); a != aliases_.end()) {
+    for (const auto& target : a->second) {
+      auto at = target.rfind('@');
+      if (at == std::string::npos) {
+        if (!expand(lower_ascii(target), rcpt, out, depth + 1)) return false;
+        continue;
+      }
+      auto mb = proto::parse_mailbox(target, true);
+      if (!mb) return false;
+      if (is_local_domain(mb->domain)) {
+        if (!expand(lower_ascii(mb->unquoted_local()), rcpt, out, depth + 1)) return false;
+        continue;
+      }
+      proto::EnvelopeRecipient er;
+      er.address = *mb;
+      er.original = rcpt;
+      er.route = proto::RcptRoute::Relay;
+      out.push_back(std::move(er));
+    }
+    return true;
+  }
+  if (mailboxes_.count(name) || name == "postmaster") {
+    proto::EnvelopeRecipient er;
+    er.address = rcpt;
+    er.original = rcpt;
+    er.route = proto::RcptRoute::Local;
+    er.mailbox = name;
+    out.push_back(std::move(er));
+    return true;
+  }
+  return false;
+}
+
+RcptDecision LocalPolicy::check(const proto::Mailbox& rcpt, const ClientInfo& client) const {
+  RcptDecision d;
+  const std::string addr = rcpt.str();
+  if (!rcpt.is_address_literal() && is_local_domain(rcpt.domain)) {
+    const std::string local = lower_ascii(rcpt.unquoted_local());
+    std::vector<proto::EnvelopeRecipient> out;
+    bool found = expand(local, rcpt, out, 0);
+    if (!found && !delimiter_.empty()) {
+      auto pos = local.find(delimiter_);
+      if (pos != std::string::npos && pos > 0) {
+        out.clear();
+        found = expand(local.substr(0, pos), rcpt, out, 0);
+      }
+    }
+    if (found && !out.empty()) {
+      d.accept = true;
+      d.recipients = std::move(out);
+      return d;
+    }
+    d.reply = proto::Reply(550, "5.1.1",
+                           "<" + addr + ">: Recipient address rejected: User unknown");
+    return d;
+  }
+  if (is_trusted(client.ip)) {
+    proto::EnvelopeRecipient er;
+    er.address = rcpt;
+    er.original = rcpt;
+    er.route = proto::RcptRoute::Relay;
+    d.accept = true;
+    d.recipients.push_back(std::move(er));
+    return d;
+  }
+  d.reply = proto::Reply(554, "5.7.1", "<" + addr + ">: Relay access denied");
+  return d;
+}
+
+}  // namespace carrier::session
