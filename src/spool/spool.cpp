@@ -659,11 +659,23 @@ Result<std::unique_ptr<Spool>> Spool::open(const Options& opts) {
   im.dir = opts.dir;
   im.opts = opts;
 
+  // The spool directory and any missing parents (0700 each; each new entry fsync'd).
   bool created = false;
-  if (auto r = make_dir(im.dir, &created); !r) return r.error();
-  if (created) {
-    auto parent = im.dir.has_parent_path() ? im.dir.parent_path() : std::filesystem::path(".");
-    if (auto r = fsync_path(parent); !r) return r.error();
+  std::vector<std::filesystem::path> missing;
+  for (auto p = im.dir; !p.empty(); p = p.parent_path()) {
+    struct stat st {};
+    if (::stat(p.c_str(), &st) == 0) break;
+    if (errno != ENOENT) return sys_error("spool stat " + p.string());
+    missing.push_back(p);
+    if (!p.has_parent_path() || p.parent_path() == p) break;
+  }
+  if (missing.empty()) missing.push_back(im.dir);  // exists: make_dir checks it is a directory
+  for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+    if (auto r = make_dir(*it, &created); !r) return r.error();
+    if (created) {
+      auto parent = it->has_parent_path() ? it->parent_path() : std::filesystem::path(".");
+      if (auto r = fsync_path(parent); !r) return r.error();
+    }
   }
   bool any_created = false;
   for (const char* sub : {"tmp", "queue", "state", "corrupt"}) {
