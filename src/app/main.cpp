@@ -43,7 +43,10 @@ int main(int argc, char** argv) {
   if (*check) {
     std::vector<config::Diagnostic> diags;
     auto cfg = config::load_file(check_file, diags);
-    if (!cfg) return print_diags(diags) ? 1 : 1;
+    if (!cfg) {
+      print_diags(diags);
+      return 1;
+    }
     auto rt = config::validate_runtime(*cfg);
     if (!rt.empty()) return print_diags(rt);
     std::cout << check_file << ": OK\n";
