@@ -51,7 +51,10 @@ class Reply:
 
 def check_enhanced_everywhere(reply: Reply) -> None:
     """RFC 2034 3: with ENHANCEDSTATUSCODES every reply line starts with a status code whose
-    class (first digit) is the class of the reply code."""
+    class (first digit) is the class of the reply code. Enhanced codes exist only for the
+    classes 2, 4 and 5 (RFC 3463 2), so a 3xx reply (354) carries none."""
+    if reply.code // 100 == 3:
+        return
     for ln in reply.lines:
         m = _ENHANCED.match(ln)
         assert m, f"reply line without an enhanced status code (RFC 2034): {reply.code} {ln!r}"

@@ -101,16 +101,17 @@ def test_sigkill_loses_no_acknowledged_message(carrier_factory):
     lost = [m for m in acknowledged if m not in counts]
     duplicates = sum(n - 1 for n in counts.values() if n > 1)
     unacked_delivered = len(set(counts) - set(acknowledged))
+    tmp = second.data_dir / "mail" / "demo" / "tmp"
+    tmp_left = len(list(tmp.iterdir())) if tmp.is_dir() else 0
     print(f"attempted={attempted[0]} acknowledged={len(acknowledged)} "
           f"queued_at_restart={in_queue_at_restart} delivered_distinct={len(counts)} "
-          f"duplicates={duplicates} delivered_without_ack={unacked_delivered} lost={len(lost)}")
+          f"duplicates={duplicates} delivered_without_ack={unacked_delivered} "
+          f"maildir_tmp_leftovers={tmp_left} lost={len(lost)}")
     assert not lost, f"{len(lost)} acknowledged messages lost, e.g. {lost[:5]}"
     # Every Maildir file is one of ours (nothing half-written found its way into new/).
     assert all(m.startswith("crash-") for m in counts)
-    # tmp/ of the Maildir holds no leftovers once the queue is empty
-    tmp = second.data_dir / "mail" / "demo" / "tmp"
-    wait_for(lambda: not tmp.is_dir() or not any(tmp.iterdir()), timeout=10,
-             what=f"{tmp} to be empty")
+    # Deliveries cut by the kill may leave files in the Maildir's tmp/: that is allowed (the
+    # Maildir convention has readers remove tmp/ files older than 36 hours); only new/ counts.
 
 
 def test_restart_delivers_queued_message(carrier_factory):
