@@ -5,6 +5,9 @@
 // path: chunks are scanned with memchr and copied in runs, never byte by byte through calls.
 #include "proto/data.hpp"
 
+#include <algorithm>
+#include <bit>
+#include <cstdint>
 #include <cstring>
 
 namespace carrier::proto {
@@ -21,6 +24,27 @@ enum State : int {
   kDotCr = 4,      // line start, ".", CR (both held back: this may be the terminator)
   kDone = 5,       // <CRLF>.<CRLF> seen
 };
+
+// First CR or LF in [p, end), or end. Eight bytes at a time (SWAR "has zero byte" test on
+// the word XOR the pattern) on little-endian targets; this is the hot loop of DATA.
+inline const char* find_cr_or_lf(const char* p, const char* end) {
+  if constexpr (std::endian::native == std::endian::little) {
+    constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
+    constexpr std::uint64_t kHigh = 0x8080808080808080ULL;
+    while (end - p >= 8) {
+      std::uint64_t w;
+      std::memcpy(&w, p, 8);
+      const std::uint64_t a = w ^ (kOnes * '\r');
+      const std::uint64_t b = w ^ (kOnes * '\n');
+      // The lowest flagged byte is exact (borrows only run towards higher bytes).
+      const std::uint64_t z = ((a - kOnes) & ~a & kHigh) | ((b - kOnes) & ~b & kHigh);
+      if (z) return p + (std::countr_zero(z) >> 3);
+      p += 8;
+    }
+  }
+  while (p < end && *p != '\r' && *p != '\n') ++p;
+  return p;
+}
 
 }  // namespace
 
@@ -57,28 +81,36 @@ DotDecoder::Step DotDecoder::feed(std::string_view in, std::string& out) {
   while (i < n) {
     switch (st) {
       case kMid: {
-        // One pass per line: find the LF, then look for CRs before it.
-        const char* lfp = static_cast<const char*>(std::memchr(p + i, '\n', n - i));
-        const std::size_t end = lfp ? static_cast<std::size_t>(lfp - p) : n;
-        std::size_t j = i;
-        while (j < end) {
-          const char* crp = static_cast<const char*>(std::memchr(p + j, '\r', end - j));
-          if (!crp) break;
-          std::size_t c = static_cast<std::size_t>(crp - p);
-          if (c + 1 == end) break;  // CR right before the LF, or the last byte of the input
-          bare = true;              // CR followed by something other than LF: kept as is
-          j = c + 1;
-        }
-        if (lfp) {
-          if (end > i && p[end - 1] == '\r') {
-            st = kLineStart;  // CRLF: copied verbatim
-          } else {
-            bare_lf(end);
+        // Scan line after line while nothing but CRLF line ends and ordinary line starts
+        // occur: those bytes are copied verbatim, as one run.
+        const char* q = p + i;
+        const char* const e = p + n;
+        while (true) {
+          q = find_cr_or_lf(q, e);
+          if (q == e) {
+            i = n;
+            break;
           }
-          i = end + 1;
-        } else {
-          if (p[n - 1] == '\r') st = kCr;  // n > i here; the CR is in the run
-          i = n;
+          if (*q == '\n') {  // an LF not preceded by CR: bare
+            bare_lf(static_cast<std::size_t>(q - p));
+            ++q;
+            continue;
+          }
+          if (q + 1 == e) {  // CR as the last byte: its LF may come in the next feed
+            st = kCr;
+            i = n;
+            break;
+          }
+          if (q[1] != '\n') {  // CR followed by something else: bare, kept as is
+            bare = true;
+            ++q;
+            continue;
+          }
+          q += 2;  // CRLF: a line starts
+          if (q < e && *q != '.' && *q != '\r' && *q != '\n') continue;
+          st = kLineStart;
+          i = static_cast<std::size_t>(q - p);
+          break;
         }
         break;
       }
@@ -182,40 +214,39 @@ bool is_received_field(std::string_view start) {
 }  // namespace
 
 void HeaderScanner::feed(std::string_view content) {
-  std::size_t i = 0;
+  const char* const data = content.data();
   const std::size_t n = content.size();
+  std::size_t i = 0;
   while (i < n && !in_body_) {
-    unsigned char c = static_cast<unsigned char>(content[i]);
-    if (c >= 0x80) eight_bit_ = true;
-    if (c == '\n') {
-      // End of a header line. An empty line ("\r\n", or a lone "\n") ends the header section.
-      // line_start_ holds the whole line when it is shorter than kKeep.
-      if (line_start_.empty() || line_start_ == "\r") {
-        in_body_ = true;
-      } else if (line_start_.front() != ' ' && line_start_.front() != '\t' &&
-                 is_received_field(line_start_)) {
-        ++received_;  // continuation lines (leading WSP) never count
-      }
-      line_start_.clear();
-      at_line_start_ = true;
-      prev_cr_ = false;
-      ++i;
-      continue;
+    // The rest of the current line within this chunk: [i, end).
+    const char* lfp = static_cast<const char*>(std::memchr(data + i, '\n', n - i));
+    const std::size_t end = lfp ? static_cast<std::size_t>(lfp - data) : n;
+    if (!eight_bit_) {
+      unsigned char acc = 0;
+      for (std::size_t k = i; k < end; ++k) acc |= static_cast<unsigned char>(data[k]);
+      if (acc & 0x80) eight_bit_ = true;
     }
-    at_line_start_ = false;
-    prev_cr_ = c == '\r';
     if (line_start_.size() < kKeep) {
-      line_start_ += static_cast<char>(c);
-      ++i;
-      continue;
+      std::size_t take = std::min(kKeep - line_start_.size(), end - i);
+      line_start_.append(data + i, take);
     }
-    // Beyond the kept prefix: skip to the next LF, only checking for 8-bit bytes.
-    const char* lfp = static_cast<const char*>(std::memchr(content.data() + i, '\n', n - i));
-    std::size_t end = lfp ? static_cast<std::size_t>(lfp - content.data()) : n;
-    for (std::size_t k = i; k < end && !eight_bit_; ++k)
-      if (static_cast<unsigned char>(content[k]) >= 0x80) eight_bit_ = true;
-    if (end > i) prev_cr_ = content[end - 1] == '\r';
-    i = end;
+    if (end > i) {
+      at_line_start_ = false;
+      prev_cr_ = data[end - 1] == '\r';
+    }
+    if (!lfp) break;
+    // End of a header line. An empty line ("\r\n", or a lone "\n") ends the header section;
+    // line_start_ holds the whole line when it is shorter than kKeep.
+    if (line_start_.empty() || line_start_ == "\r") {
+      in_body_ = true;
+    } else if (line_start_.front() != ' ' && line_start_.front() != '\t' &&
+               is_received_field(line_start_)) {
+      ++received_;  // continuation lines (leading WSP) never count
+    }
+    line_start_.clear();
+    at_line_start_ = true;
+    prev_cr_ = false;
+    i = end + 1;
   }
 }
 
