@@ -88,9 +88,15 @@ bool printable_ascii(std::string_view s) {
   return true;
 }
 
-bool no_controls(std::string_view s) {
-  for (unsigned char c : s)
-    if (c < 32 || c == 127) return false;
+// Well-formed UTF-8 without C0 controls, DEL or C1 controls (decoded mailbox-like values).
+bool clean_utf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    char32_t cp = 0;
+    std::size_t len = utf8_sequence(s.substr(i), &cp);
+    if (len == 0 || cp < 0x20 || (cp >= 0x7F && cp < 0xA0)) return false;
+    i += len;
+  }
   return true;
 }
 
@@ -238,7 +244,7 @@ std::optional<std::string> decode_utf8_addr(std::string_view v, bool smtputf8) {
       return std::nullopt;
     }
   }
-  if (out.empty() || !is_valid_utf8(out) || !no_controls(out)) return std::nullopt;
+  if (out.empty() || !clean_utf8(out)) return std::nullopt;
   return out;
 }
 
@@ -416,7 +422,7 @@ MailResult parse_mail(std::string_view arg, const Extensions& ext) {
           return std::nullopt;
         }
         auto d = xtext_decode(p.value);
-        if (!d || d->empty() || !no_controls(*d)) return bad;
+        if (!d || d->empty() || !clean_utf8(*d)) return bad;
         mp.auth = std::move(*d);
         return std::nullopt;
       }

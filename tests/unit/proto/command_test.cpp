@@ -277,6 +277,7 @@ TEST(Mail, Rfc4954_5_AuthParam) {
   EXPECT_EQ(mail_ok("FROM:<a@b.example> AUTH=<>").params.auth, "<>");
   EXPECT_EQ(mail_ok("FROM:<a@b.example> AUTH=e+3Dmc2@example.com").params.auth, "e=mc2@example.com");
   EXPECT_REPLY(mail_err("FROM:<a@b.example> AUTH=a+0Ab"), 501, "5.5.4");
+  EXPECT_REPLY(mail_err("FROM:<a@b.example> AUTH=a+FFb"), 501, "5.5.4");  // not UTF-8
   EXPECT_REPLY(mail_err("FROM:<a@b.example> AUTH"), 501, "5.5.4");
   Extensions noauth = all_ext();
   noauth.auth = false;
@@ -375,6 +376,8 @@ TEST(Rcpt, Rfc6533_OrcptUtf8Type) {
   EXPECT_REPLY(rcpt_err("TO:<a@b.example> ORCPT=utf-8;\\x{0A}@x"), 501, "5.5.4");
   EXPECT_REPLY(rcpt_err("TO:<a@b.example> ORCPT=utf-8;\\x{F6@x"), 501, "5.5.4");
   EXPECT_REPLY(rcpt_err("TO:<a@b.example> ORCPT=utf-8;\\y"), 501, "5.5.4");
+  EXPECT_REPLY(rcpt_err("TO:<a@b.example> ORCPT=utf-8;a+C2+85b"), 501, "5.5.4");  // C1 control
+  EXPECT_REPLY(rcpt_err("TO:<a@b.example> ORCPT=utf-8;a+FFb"), 501, "5.5.4");     // not UTF-8
 }
 
 TEST(Rcpt, Rfc5321_4_1_1_11_UnknownAndUnofferedParams) {
