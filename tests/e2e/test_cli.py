@@ -205,3 +205,11 @@ def test_json_logs(carrier_factory):
         assert isinstance(obj, dict), ln
     for o in about_message():
         assert o.get("id") == qid, f"line about {qid} without \"id\": {o}"
+
+
+def test_size_with_suffix(carrier_factory):
+    """max_message_size = "30M" is 30 MiB, advertised as SIZE 31457280 (RFC 1870 4)."""
+    c = carrier_factory(limits={"max_message_size": "30M"})
+    with c.smtp() as s:
+        s.ehlo()
+        assert s.esmtp_features.get("size") == "31457280"

@@ -550,3 +550,127 @@ def test_client_disconnect_mid_data(carrier):
         s2.cmd("QUIT", 221, "2.0.0")
     assert carrier.messages("demo") == []
     assert carrier.queue_files() == []
+
+
+def test_data_timeout(carrier_factory):
+    """RFC 5321 4.5.3.2.6 (DATA block and termination timeouts): a client that stalls in the
+    middle of DATA is dropped with 421 4.4.2; the partial message is not delivered."""
+    carrier = carrier_factory(limits={"data_timeout": "1s", "command_timeout": "1s"})
+    with carrier.session(timeout=10) as s:
+        s.start()
+        transcript(s, f"""
+            C: {SAFE_MAIL}
+            S: 250 2.1.0
+            C: RCPT TO:<demo@localhost>
+            S: 250 2.1.5
+            C: DATA
+            S: 354
+        """)
+        s.send_raw(b"Subject: stalled\r\n\r\npart")
+        r = s.read_reply(timeout=10)
+        assert (r.code, r.enhanced) == (421, "4.4.2"), r
+        assert s.closed_by_peer()
+    time.sleep(0.3)
+    assert carrier.messages("demo") == []
+    assert carrier.queue_files() == []
+
+
+def test_too_many_connections_total(carrier_factory):
+    """RFC 5321 3.8 and 4.3.2: beyond max_connections (all clients together) a new connection
+    gets 421 4.7.0 and is closed, whatever its address."""
+    carrier = carrier_factory(limits={"max_connections": 3})
+    held = [carrier.session(source=f"127.0.0.{i}") for i in (2, 3, 4)]
+    try:
+        for s in held:
+            s.greeting()
+        extra = carrier.session(source="127.0.0.5")
+        r = extra.read_reply()
+        assert (r.code, r.enhanced) == (421, "4.7.0"), r
+        assert extra.closed_by_peer()
+        extra.close()
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_commands_are_case_insensitive(carrier):
+    """RFC 5321 2.4: command verbs and the FROM:/TO: keywords are case-insensitive."""
+    with carrier.session() as s:
+        transcript(s, """
+            S: 220
+            C: ehlo client.example
+            S: 250 EHLO
+            C: mail from:<a@client.example>
+            S: 250 2.1.0
+            C: rcpt to:<demo@localhost>
+            S: 250 2.1.5
+            C: DaTa
+            S: 354
+            C: Subject: lower case
+            C:
+            C: x
+            C: .
+            S: 250 2.0.0
+            C: quit
+            S: 221 2.0.0
+        """)
+    carrier.wait_messages("demo", 1)
+
+
+def test_dsn_parameters_accepted(carrier):
+    """RFC 3461 4.1-4.4: with DSN advertised, RET/ENVID on MAIL and NOTIFY/ORCPT on RCPT are
+    accepted; NOTIFY=NEVER combined with another value is a syntax error (RFC 3461 4.1)."""
+    with carrier.session() as s:
+        s.start()
+        transcript(s, """
+            C: MAIL FROM:<a@client.example> RET=HDRS ENVID=QQ314159
+            S: 250 2.1.0
+            C: RCPT TO:<demo@localhost> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;demo@localhost
+            S: 250 2.1.5
+        """)
+        s.send("RCPT TO:<alice@localhost> NOTIFY=NEVER,SUCCESS")
+        r = s.read_reply()
+        assert r.code in (501, 555) and r.enhanced in ("5.5.4", "5.5.2"), r
+        transcript(s, """
+            C: DATA
+            S: 354
+            C: Subject: dsn
+            C:
+            C: x
+            C: .
+            S: 250 2.0.0
+        """)
+    carrier.wait_messages("demo", 1)
+    assert carrier.messages("alice") == []
+
+
+def test_data_timeout_bounds_whole_transfer(carrier_factory):
+    """data_timeout bounds the WHOLE DATA transfer (src/config/config.hpp: "whole DATA/BDAT
+    transfer"), so a client dripping one byte at a time cannot hold a session for ever
+    (RFC 5321 4.5.3.2 lets servers choose; 7.8 asks them to resist resource exhaustion)."""
+    carrier = carrier_factory(limits={"data_timeout": "2s"})
+    with carrier.session(timeout=15) as s:
+        s.start()
+        transcript(s, f"""
+            C: {SAFE_MAIL}
+            S: 250 2.1.0
+            C: RCPT TO:<demo@localhost>
+            S: 250 2.1.5
+            C: DATA
+            S: 354
+        """)
+        t0 = time.monotonic()
+        closed = False
+        while time.monotonic() - t0 < 8 and not closed:
+            try:
+                s.sock.sendall(b"x")
+            except OSError:
+                closed = True
+                break
+            closed = s.reply_pending(0.3)
+        elapsed = time.monotonic() - t0
+        assert closed, f"still in DATA after {elapsed:.1f}s of a 1-byte-per-0.3s drip"
+        if s.buf:
+            r = s.read_reply()
+            assert (r.code, r.enhanced) == (421, "4.4.2"), r
+        assert elapsed < 6
