@@ -155,7 +155,6 @@ class Carrier:
     def stop(self, timeout: float = 15.0) -> int:
         """SIGTERM and wait; returns the exit status."""
         assert self.proc is not None
-        assert self.proc.poll() is None, f"carrier already exited with {self.proc.returncode}"
         self.stopped = True
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)

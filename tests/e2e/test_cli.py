@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import socket
 import subprocess
 import time
 
 from conftest import CARRIER_BIN, default_sections, render_config
-from helpers import wait_for
+from helpers import parse_delivered, received_id, wait_for
 
 
 def run(*args: str, timeout: float = 20) -> subprocess.CompletedProcess:
@@ -213,3 +214,26 @@ def test_size_with_suffix(carrier_factory):
     with c.smtp() as s:
         s.ehlo()
         assert s.esmtp_features.get("size") == "31457280"
+
+
+def test_sigterm_lets_a_transaction_in_progress_finish(carrier):
+    """SIGTERM in the middle of DATA: the transaction in progress may finish (250 with a queue
+    id), the server then exits 0, and the message is not lost: it is in the Maildir or still
+    in spool/queue/ (RFC 5321 6.1: once accepted, never lost)."""
+    with carrier.session() as s:
+        s.start()
+        s.cmd("MAIL FROM:<a@client.example>", 250)
+        s.cmd("RCPT TO:<demo@localhost>", 250)
+        s.cmd("DATA", 354)
+        s.send_raw(b"Subject: during shutdown\r\n\r\nhalf")
+        carrier.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        s.send_raw(b" and the rest\r\n.\r\n")
+        qid = s.expect(250, "2.0.0").queue_id()
+        s.send("QUIT")
+        s.expect(221, "2.0.0")
+    assert carrier.stop(timeout=20) == 0
+    in_maildir = any(received_id(parse_delivered(m).received) == qid
+                     for m in carrier.messages("demo"))
+    in_queue = any(qid in p.name for p in carrier.queue_files())
+    assert in_maildir or in_queue, "the acknowledged message is neither delivered nor queued"

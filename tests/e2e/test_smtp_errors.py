@@ -674,3 +674,14 @@ def test_data_timeout_bounds_whole_transfer(carrier_factory):
             r = s.read_reply()
             assert (r.code, r.enhanced) == (421, "4.4.2"), r
         assert elapsed < 6
+
+
+def test_non_ascii_address_needs_smtputf8(carrier):
+    """RFC 6531 3.4 and 3.7.4.1: a non-ASCII address without the SMTPUTF8 parameter is
+    refused (553 5.6.7); with SMTPUTF8 it is taken (RFC 6531 3.4)."""
+    with carrier.session() as s:
+        s.start()
+        s.send("MAIL FROM:<jörg@bücher.example>")
+        s.expect(553, "5.6.7")
+        s.cmd("MAIL FROM:<jörg@bücher.example> SMTPUTF8", 250, "2.1.0")
+        s.cmd("RCPT TO:<demo@localhost>", 250, "2.1.5")
