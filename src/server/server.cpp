@@ -24,6 +24,7 @@ namespace {
 session::Config session_config(const config::Config& c) {
   session::Config s;
   s.hostname = c.hostname;
+  s.postmaster_domain = c.local_domains.empty() ? c.hostname : c.local_domains.front();
   s.limits.max_command_line = c.limits.max_command_line;
   s.limits.max_message_size = c.limits.max_message_size;
   s.limits.max_recipients = c.limits.max_recipients;

@@ -8,6 +8,7 @@
 namespace carrier::session {
 
 std::optional<Cidr> Cidr::parse(std::string_view s) {
+  if (s.find('\0') != std::string_view::npos) return std::nullopt;
   Cidr c;
   std::string addr(s);
   int bits = -1;
@@ -48,6 +49,7 @@ bool prefix_equal(const std::uint8_t* a, const std::uint8_t* b, int bits) {
 }  // namespace
 
 bool Cidr::contains(std::string_view ip) const {
+  if (ip.find('\0') != std::string_view::npos) return false;
   std::string s(ip);
   std::uint8_t buf[16];
   if (inet_pton(AF_INET, s.c_str(), buf) == 1) {

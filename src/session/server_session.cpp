@@ -129,22 +129,9 @@ void ServerSession::on_line(std::string_view line) {
       text = "Error: DATA not allowed after BDAT (RFC 3030)";
     if (cmd.verb == Verb::Bdat && (state_ == State::Greeted || state_ == State::Start))
       text = "Error: need MAIL command";
-    // A BDAT refused here still announced a chunk whose bytes follow: RFC 3030 2 requires the
-    // chunk to be read and discarded, or its bytes would be taken for commands.
     if (cmd.verb == Verb::Bdat) {
-      auto b = proto::parse_bdat(cmd.arg);
-      if (auto* ok = std::get_if<proto::Bdat>(&b)) {
-        error_reply(503, "5.5.1", text);
-        if (want_ == Want::Close) return;
-        bdat_failed_ = true;
-        bdat_fail_reply_ = Reply(503, "5.5.1", std::string(text));
-        bdat_remaining_ = ok->size;
-        bdat_last_ = ok->last;
-        discard_ = true;
-        pending_discard_only_ = true;
-        want_ = Want::Bdat;
-        return;
-      }
+      refuse_bdat(cmd.arg, 503, text);
+      return;
     }
     error_reply(503, "5.5.1", text);
     return;
@@ -196,8 +183,8 @@ void ServerSession::on_line(std::string_view line) {
       // (issue: TLS) — the I/O layer would take over here.
       error_reply(454, "4.7.0", "TLS not available due to temporary reason");
       break;
-    case Verb::Auth:
-      error_reply(503, "5.5.1", "Error: authentication not enabled");
+    case Verb::Auth:  // not advertised: not implemented on this listener (RFC 5321 4.2.4)
+      error_reply(502, "5.5.1", "Error: authentication not enabled");
       break;
     case Verb::Unknown: break;
   }
@@ -260,8 +247,34 @@ void ServerSession::cmd_mail(const proto::Command& c) {
   reply(250, "2.1.0", "Ok");
 }
 
+namespace {
+// RFC 5321 4.1.1.3 / 4.5.1: "RCPT TO:<Postmaster>" without a domain must be accepted. Returns
+// the argument with the path replaced by "<postmaster@DOMAIN>" when it is that form.
+std::optional<std::string> postmaster_form(std::string_view arg, std::string_view domain) {
+  if (arg.size() < 3) return std::nullopt;
+  std::size_t i = 3;  // after "TO:"
+  if (i < arg.size() && arg[i] == ' ') ++i;
+  constexpr std::string_view pm = "<postmaster>";
+  if (arg.size() - i < pm.size()) return std::nullopt;
+  for (std::size_t k = 0; k < pm.size(); ++k) {
+    char ch = arg[i + k];
+    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+    if (ch != pm[k]) return std::nullopt;
+  }
+  std::string r(arg.substr(0, i));
+  r += "<postmaster@";
+  r += domain;
+  r += '>';
+  r += arg.substr(i + pm.size());
+  return r;
+}
+}  // namespace
+
 void ServerSession::cmd_rcpt(const proto::Command& c) {
-  auto r = proto::parse_rcpt(c.arg, extensions(), env_.params.smtputf8);
+  std::string_view arg = c.arg;
+  std::optional<std::string> pm = postmaster_form(arg, cfg_.postmaster_domain);
+  if (pm) arg = *pm;
+  auto r = proto::parse_rcpt(arg, extensions(), env_.params.smtputf8);
   if (auto* bad = std::get_if<Reply>(&r)) {
     reply(*bad);
     count_error();
@@ -290,8 +303,12 @@ void ServerSession::cmd_rcpt(const proto::Command& c) {
     if (er.original.empty()) er.original = rc.rcpt;
     // The same final destination twice (duplicate RCPT, overlapping aliases) is kept once.
     bool dup = std::any_of(env_.recipients.begin(), env_.recipients.end(), [&](const auto& x) {
-      return x.route == er.route && x.mailbox == er.mailbox &&
-             (er.route == proto::RcptRoute::Local ? true : x.address == er.address);
+      if (x.route != er.route) return false;
+      if (er.route == proto::RcptRoute::Local) return x.mailbox == er.mailbox;
+      // RFC 5321 2.4: the domain is case-insensitive (and a trailing dot is the same FQDN);
+      // the local part is compared exactly.
+      return x.address.local == er.address.local &&
+             proto::normalize_domain(x.address.domain) == proto::normalize_domain(er.address.domain);
     });
     if (!dup) env_.recipients.push_back(std::move(er));
   }
@@ -324,7 +341,26 @@ void ServerSession::cmd_data(const proto::Command& c) {
   want_ = Want::OpenMessage;
 }
 
+// A refused BDAT still announced a chunk whose bytes follow the command: RFC 3030 2 requires
+// them to be read and discarded, or they would be taken for commands.
+void ServerSession::refuse_bdat(std::string_view arg, int code, std::string_view text) {
+  error_reply(code, "5.5.1", text);
+  if (want_ == Want::Close) return;
+  auto b = proto::parse_bdat(arg);
+  auto* ok = std::get_if<proto::Bdat>(&b);
+  if (!ok) return;  // no size: nothing to skip
+  bdat_remaining_ = ok->size;
+  bdat_last_ = ok->last;
+  discard_ = true;
+  pending_discard_only_ = true;
+  want_ = Want::Bdat;
+}
+
 void ServerSession::cmd_bdat(const proto::Command& c) {
+  if (!cfg_.chunking) {  // CHUNKING not advertised: BDAT is not implemented here
+    refuse_bdat(c.arg, 502, "Error: BDAT not available (CHUNKING is off)");
+    return;
+  }
   auto r = proto::parse_bdat(c.arg);
   if (auto* bad = std::get_if<Reply>(&r)) {
     // Without a valid size the chunk cannot be skipped: the stream is out of sync. Close.
@@ -411,8 +447,8 @@ void ServerSession::on_bdat_chunk_end(const ContentReport& r) {
   if (pending_discard_only_) {
     // A BDAT refused in a wrong state: its 503 was sent already; the bytes were skipped.
     pending_discard_only_ = false;
-    bdat_failed_ = false;
     discard_ = false;
+    bdat_remaining_ = 0;
     want_ = Want::Line;
     return;
   }

@@ -36,6 +36,8 @@ struct Limits {
 struct Config {
   std::string hostname = "localhost";     // our name in the greeting and Received:
   std::string greeting_text = "carrier ESMTP";
+  // Domain used for "RCPT TO:<Postmaster>" without a domain (RFC 5321 4.1.1.3); must be local.
+  std::string postmaster_domain = "localhost";
   Limits limits;
   proto::BareNewline bare_newline = proto::BareNewline::Reject;
   bool pipelining = true, eightbitmime = true, smtputf8 = true, chunking = true, dsn = true;
@@ -148,7 +150,8 @@ class ServerSession {
   void cmd_rcpt(const proto::Command& c);
   void cmd_data(const proto::Command& c);
   void cmd_bdat(const proto::Command& c);
-  void count_error();  // RFC 5321 4.5.3.2 note / Postfix hard_error_limit: too many → 421
+  void count_error();
+  void refuse_bdat(std::string_view arg, int code, std::string_view text);  // RFC 5321 4.5.3.2 note / Postfix hard_error_limit: too many → 421
   std::optional<proto::Reply> check_content(const ContentReport& r, bool bdat) const;
   proto::Extensions extensions() const;
 
