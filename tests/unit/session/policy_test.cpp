@@ -369,6 +369,22 @@ TEST_F(SessionTest, PostmasterWithoutDomain) {
   EXPECT_EQ(t.env().recipients[0].mailbox, "postmaster");
   EXPECT_TRUE(reply_is(t.C("RCPT TO:<POSTMASTER>"), "250 2.1.5"));
   EXPECT_EQ(t.env().recipients.size(), 1u);  // the same mailbox
+  // Only exactly that form: other domain-less paths stay syntax errors (RFC 5321 4.1.2).
+  transcript(t, {
+      {"RCPT TO:<postmasters>", "501 5.1.3"},
+      {"RCPT TO:<alice>", "501 5.1.3"},
+      {"RCPT TO:<Postmaster>x", "501"},
+  });
+  // ... and it takes RCPT parameters like any forward-path (RFC 3461 4.1).
+  Smtp u;
+  u.greet();
+  transcript(u, {
+      {"MAIL FROM:<a@b.example>", "250 2.1.0"},
+      {"RCPT TO:<Postmaster> NOTIFY=FAILURE", "250 2.1.5"},
+  });
+  ASSERT_EQ(u.env().recipients.size(), 1u);
+  EXPECT_EQ(u.env().recipients[0].mailbox, "postmaster");
+  EXPECT_EQ(u.env().recipients[0].notify, proto::kNotifyFailure);
 }
 
 TEST_F(SessionTest, PolicyTranscriptTrusted) {
