@@ -150,8 +150,8 @@ class RawSession:
         return self.ehlo(ehlo)
 
     def closed_by_peer(self, timeout: float = 5.0) -> bool:
-        """True if the server closes the connection (EOF or reset) within `timeout` and sends
-        nothing more than what is already buffered."""
+        """True if the server closes the connection (EOF or reset) within `timeout`. Bytes
+        that arrive meanwhile are kept in the buffer for read_reply()."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.sock.settimeout(max(0.01, deadline - time.monotonic()))
