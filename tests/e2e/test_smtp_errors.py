@@ -685,3 +685,37 @@ def test_non_ascii_address_needs_smtputf8(carrier):
         s.expect(553, "5.6.7")
         s.cmd("MAIL FROM:<jörg@bücher.example> SMTPUTF8", 250, "2.1.0")
         s.cmd("RCPT TO:<demo@localhost>", 250, "2.1.5")
+
+
+def test_message_size_boundary(carrier_factory):
+    """RFC 1870 4: the message size counts the octets of the content including CRLFs, without
+    the terminating "." line or the dots added by stuffing. Exactly max_message_size is
+    accepted; one octet more is refused with 552 5.3.4."""
+    limit = 100000
+    carrier = carrier_factory(limits={"max_message_size": limit})
+
+    def content(n: int) -> bytes:
+        head = b"Subject: edge\r\n\r\n"
+        line = b".dotted line, stuffed on the wire\r\n"
+        body = line * ((n - len(head)) // len(line))
+        body += b"x" * (n - len(head) - len(body) - 2) + b"\r\n"
+        assert len(head + body) == n
+        return head + body
+
+    with carrier.session() as s:
+        s.start()
+        for n, code, enh in ((limit, 250, "2.0.0"), (limit + 1, 552, "5.3.4")):
+            transcript(s, f"""
+                C: {SAFE_MAIL}
+                S: 250 2.1.0
+                C: RCPT TO:<demo@localhost>
+                S: 250 2.1.5
+                C: DATA
+                S: 354
+            """)
+            wire = content(n).replace(b"\r\n.", b"\r\n..")
+            s.send_raw(wire + b".\r\n")
+            s.expect(code, enh)
+    carrier.wait_messages("demo", 1)
+    time.sleep(0.3)
+    assert len(carrier.messages("demo")) == 1
