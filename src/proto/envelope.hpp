@@ -16,7 +16,8 @@ enum class RcptRoute {
 };
 
 struct EnvelopeRecipient {
-  Mailbox address;       // where it goes: after alias expansion and subaddress removal
+  Mailbox address;       // where it goes: Relay: the remote address (after alias expansion);
+                         // Local: the address as given (mailbox names the destination)
   Mailbox original;      // as given in RCPT TO (for logs, Delivered-To:, DSN Original-Recipient)
   RcptRoute route = RcptRoute::Local;
   std::string mailbox;   // Local: the mailbox name (e.g. "demo"), lower case

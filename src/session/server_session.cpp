@@ -127,6 +127,8 @@ void ServerSession::on_line(std::string_view line) {
       text = "Error: need MAIL command";
     if (cmd.verb == Verb::Data && state_ == State::Bdat)
       text = "Error: DATA not allowed after BDAT (RFC 3030)";
+    if (cmd.verb == Verb::Auth && state_ != State::Start)
+      text = "Error: AUTH not allowed in a mail transaction";
     if (cmd.verb == Verb::Bdat && (state_ == State::Greeted || state_ == State::Start))
       text = "Error: need MAIL command";
     if (cmd.verb == Verb::Bdat) {
@@ -348,7 +350,15 @@ void ServerSession::refuse_bdat(std::string_view arg, int code, std::string_view
   if (want_ == Want::Close) return;
   auto b = proto::parse_bdat(arg);
   auto* ok = std::get_if<proto::Bdat>(&b);
-  if (!ok) return;  // no size: nothing to skip
+  if (!ok) {
+    // Without a valid size the chunk cannot be skipped: the stream is out of sync. Close.
+    reply(421, "4.7.0", cfg_.hostname + " Error: cannot recover from a bad BDAT command");
+    events_.push_back({Event::Rejected, "bad BDAT"});
+    opened_ = false;
+    state_ = State::Closed;
+    want_ = Want::Close;
+    return;
+  }
   bdat_remaining_ = ok->size;
   bdat_last_ = ok->last;
   discard_ = true;
