@@ -43,7 +43,8 @@ inline constexpr std::array<CommandSpec, 14> kCommandTable{{
     {proto::Verb::Help, "HELP", kAnyState, true, ""},
     {proto::Verb::StartTls, "STARTTLS", state_bit(S::Start) | state_bit(S::Greeted), true,
      "Error: STARTTLS not allowed in a mail transaction"},
-    {proto::Verb::Auth, "AUTH", state_bit(S::Greeted), true, "Error: send HELO/EHLO first"},
+    {proto::Verb::Auth, "AUTH", state_bit(S::Greeted), true,
+     "Error: AUTH only after EHLO and outside a mail transaction"},
 }};
 
 constexpr const CommandSpec* find_command(proto::Verb v) {

@@ -127,8 +127,6 @@ void ServerSession::on_line(std::string_view line) {
       text = "Error: need MAIL command";
     if (cmd.verb == Verb::Data && state_ == State::Bdat)
       text = "Error: DATA not allowed after BDAT (RFC 3030)";
-    if (cmd.verb == Verb::Auth && state_ != State::Start)
-      text = "Error: AUTH not allowed in a mail transaction";
     if (cmd.verb == Verb::Bdat && (state_ == State::Greeted || state_ == State::Start))
       text = "Error: need MAIL command";
     if (cmd.verb == Verb::Bdat) {
