@@ -158,7 +158,8 @@ std::chrono::seconds Delivery::backoff_locked(int attempts) {
   auto d = std::min(std::max(opts_.retry_initial, seconds(0)), max);
   for (int i = 1; i < attempts && d < max; ++i) d = std::min(d * 2, max);
   std::uniform_real_distribution<double> jitter(0.9, 1.1);
-  return seconds(static_cast<std::int64_t>(static_cast<double>(d.count()) * jitter(rng_) + 0.5));
+  auto s = static_cast<std::int64_t>(static_cast<double>(d.count()) * jitter(rng_) + 0.5);
+  return seconds(std::max<std::int64_t>(s, 1));  // never a busy retry loop
 }
 
 void Delivery::scheduler_loop() {

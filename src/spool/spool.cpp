@@ -8,6 +8,7 @@
 #include "spool/spool.hpp"
 
 #include <fcntl.h>
+#include <dirent.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -145,6 +146,33 @@ Result<void> fsync_path(const std::filesystem::path& p) {
   ::close(fd);
   if (rc != 0) return sys_error("spool fsync " + p.string(), err);
   return {};
+}
+
+// Names of the entries of a directory (given by descriptor; "." and ".." skipped), without
+// exceptions. Returns 0 or an errno value.
+int list_names(int dir_fd, std::vector<std::string>& out) {
+  int fd = ::openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  DIR* d = ::fdopendir(fd);
+  if (!d) {
+    int err = errno;
+    ::close(fd);
+    return err;
+  }
+  int err = 0;
+  for (;;) {
+    errno = 0;
+    dirent* e = ::readdir(d);
+    if (!e) {
+      err = errno;
+      break;
+    }
+    std::string_view n(e->d_name);
+    if (n == "." || n == "..") continue;
+    out.emplace_back(n);
+  }
+  ::closedir(d);
+  return err;
 }
 
 // ---- envelope <-> JSON -----------------------------------------------------------------
@@ -506,7 +534,6 @@ struct Spool::Impl {
   }
 
   void sync_one(Job& j) {
-    const std::string what = "spool tmp/" + j.id;
     if (!j.failed && !j.buf.empty()) {
       auto r = write_all(j.fd, j.buf.data(), j.buf.size(), "spool write " + j.id);
       if (!r) j.failed = true, j.err = r.error();
@@ -701,24 +728,26 @@ Result<std::unique_ptr<Spool>> Spool::open(const Options& opts) {
     if (auto r = open_dir(im.dir / sub, *fd); !r) return r.error();
 
   // Leftovers in tmp/ were never acknowledged: remove them.
-  std::error_code ec;
+  std::vector<std::string> names;
+  if (int err = list_names(im.tmp_fd, names))
+    return sys_error("spool list " + (im.dir / "tmp").string(), err);
   std::size_t removed = 0;
-  for (const auto& e : std::filesystem::directory_iterator(im.dir / "tmp", ec)) {
-    if (::unlinkat(im.tmp_fd, e.path().filename().c_str(), 0) == 0) ++removed;
-    else spdlog::warn("spool: cannot remove {}: {}", e.path().string(), std::strerror(errno));
+  for (const auto& name : names) {
+    if (::unlinkat(im.tmp_fd, name.c_str(), 0) == 0) ++removed;
+    else spdlog::warn("spool: cannot remove tmp/{}: {}", name, std::strerror(errno));
   }
-  if (ec) return Error{"spool list " + (im.dir / "tmp").string() + ": " + ec.message(), ec.value()};
   if (removed) spdlog::info("spool: removed {} unfinished file(s) from tmp/", removed);
 
   // State files whose message is gone (crash between the two unlinks of remove()).
-  for (const auto& e : std::filesystem::directory_iterator(im.dir / "state", ec)) {
-    auto name = e.path().filename().string();
+  names.clear();
+  if (int err = list_names(im.state_fd, names))
+    return sys_error("spool list " + (im.dir / "state").string(), err);
+  for (const auto& name : names) {
     if (!is_valid_queue_id(name)) continue;
     struct stat st {};
     if (::fstatat(im.queue_fd, name.c_str(), &st, 0) != 0 && errno == ENOENT)
       ::unlinkat(im.state_fd, name.c_str(), 0);
   }
-  if (ec) return Error{"spool list " + (im.dir / "state").string() + ": " + ec.message(), ec.value()};
 
   int n = std::clamp(opts.sync_threads, 1, 1024);
   im.workers.reserve(static_cast<std::size_t>(n));
@@ -782,13 +811,11 @@ void Spool::commit(Writer&& w, std::function<void(Result<std::string>)> done) {
 }
 
 std::vector<std::string> Spool::list() const {
-  std::vector<std::string> out;
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(impl_->dir / "queue", ec)) {
-    auto name = e.path().filename().string();
-    if (is_valid_queue_id(name)) out.push_back(std::move(name));
-  }
-  if (ec) spdlog::error("spool: cannot list queue/: {}", ec.message());
+  std::vector<std::string> names, out;
+  if (int err = list_names(impl_->queue_fd, names))
+    spdlog::error("spool: cannot list queue/: {}", std::strerror(err));
+  for (auto& n : names)
+    if (is_valid_queue_id(n)) out.push_back(std::move(n));
   std::sort(out.begin(), out.end());  // fixed-width ids: lexical order is time order
   return out;
 }
