@@ -32,7 +32,9 @@ struct QueueIdGenerator::State {
   std::uint64_t counter = 0;
 };
 
-QueueIdGenerator::QueueIdGenerator() : s_(new State) {
+QueueIdGenerator::~QueueIdGenerator() = default;
+
+QueueIdGenerator::QueueIdGenerator() : s_(std::make_unique<State>()) {
   std::random_device rd;
   s_->counter = rd() & kCounterMask;
 }

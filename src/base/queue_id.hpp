@@ -7,6 +7,7 @@
 #pragma once
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -15,12 +16,15 @@ namespace carrier {
 class QueueIdGenerator {
  public:
   QueueIdGenerator();
+  ~QueueIdGenerator();
+  QueueIdGenerator(const QueueIdGenerator&) = delete;
+  QueueIdGenerator& operator=(const QueueIdGenerator&) = delete;
   std::string next();  // thread-safe
   std::string next_at(std::chrono::system_clock::time_point now);  // thread-safe
 
  private:
   struct State;
-  State* s_;
+  std::unique_ptr<State> s_;
 };
 
 constexpr std::size_t kQueueIdLength = 12;
