@@ -116,8 +116,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void log_events();
   void lost(bool timeout);
 
-  void set_deadline(std::chrono::seconds t) {
-    deadline_ = Clock::now() + t;
+  void set_deadline(std::chrono::seconds t) { set_deadline_at(Clock::now() + t); }
+  void set_deadline_at(Clock::time_point t) {
+    deadline_ = t;
     if (!watching_) return;
     // The watchdog sleeps until the earliest deadline; only wake it when this one is sooner.
     if (timer_.expiry() > deadline_) timer_.cancel();
@@ -131,6 +132,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   session::ServerSession session_;
   Buffer in_;
   Clock::time_point deadline_ = Clock::time_point::max();
+  Clock::time_point transfer_deadline_ = Clock::time_point::max();  // during DATA/BDAT
   bool timed_out_ = false;
   bool watching_ = false;
   bool done_ = false;
@@ -160,6 +162,9 @@ asio::awaitable<void> Connection::watchdog() {
 asio::awaitable<bool> Connection::read_more(std::chrono::seconds timeout, std::size_t want) {
   auto space = in_.prepare(want);
   set_deadline(timeout);
+  // A DATA/BDAT transfer as a whole must end by transfer_deadline_ (data_timeout), however
+  // the client paces its bytes: one byte a second cannot hold a connection for ever.
+  if (transfer_deadline_ < deadline_) set_deadline_at(transfer_deadline_);
   auto [ec, n] = co_await sock_.async_read_some(asio::buffer(space.data(), want), use_tuple);
   deadline_ = Clock::time_point::max();
   if (ec) co_return false;
@@ -274,6 +279,7 @@ asio::awaitable<void> Connection::read_data() {
   const std::uint64_t max = session_.config().limits.max_message_size;
   std::string content;
   content.reserve(kDataReadSize + 1024);
+  transfer_deadline_ = Clock::now() + srv_->ctx.limits.data_timeout;
   for (;;) {
     if (!in_.empty()) {
       content.clear();
@@ -294,11 +300,13 @@ asio::awaitable<void> Connection::read_data() {
       }
       if (st.done) break;
     }
-    if (!co_await read_more(srv_->ctx.limits.data_timeout, kDataReadSize)) {
+    if (!co_await read_more(srv_->ctx.limits.command_timeout, kDataReadSize)) {
+      transfer_deadline_ = Clock::time_point::max();
       lost(timed_out_);
       co_return;
     }
   }
+  transfer_deadline_ = Clock::time_point::max();
   report_.bare_newline = dec.saw_bare_newline();
   report_.received_count = scanner_.received_count();
   report_.header_8bit = scanner_.header_has_8bit();
@@ -310,9 +318,11 @@ asio::awaitable<void> Connection::read_bdat() {
   std::uint64_t remaining = session_.bdat_remaining();
   const bool discard = session_.discarding();
   const std::uint64_t max = session_.config().limits.max_message_size;
+  transfer_deadline_ = Clock::now() + srv_->ctx.limits.data_timeout;  // per chunk
   while (remaining > 0) {
     if (in_.empty()) {
-      if (!co_await read_more(srv_->ctx.limits.data_timeout, kDataReadSize)) {
+      if (!co_await read_more(srv_->ctx.limits.command_timeout, kDataReadSize)) {
+        transfer_deadline_ = Clock::time_point::max();
         lost(timed_out_);
         co_return;
       }
@@ -338,6 +348,7 @@ asio::awaitable<void> Connection::read_bdat() {
     in_.consume(take);
     remaining -= take;
   }
+  transfer_deadline_ = Clock::time_point::max();
   report_.received_count = scanner_.received_count();
   report_.header_8bit = scanner_.header_has_8bit();
   session_.on_bdat_chunk_end(report_);

@@ -23,8 +23,8 @@ namespace carrier::net {
 struct ServerLimits {
   int max_connections = 1000;
   int max_connections_per_ip = 100;
-  std::chrono::seconds command_timeout{300};
-  std::chrono::seconds data_timeout{600};
+  std::chrono::seconds command_timeout{300};  // each read and write (RFC 5321 4.5.3.2.7)
+  std::chrono::seconds data_timeout{600};     // a whole DATA transfer or BDAT chunk
 };
 
 struct ListenerSpec {

@@ -35,7 +35,7 @@ struct Limits {
 
 struct Config {
   std::string hostname = "localhost";     // our name in the greeting and Received:
-  std::string greeting_text = "carrier ESMTP";
+  std::string greeting_text = "carrier";  // "220 HOST ESMTP carrier"
   // Domain used for "RCPT TO:<Postmaster>" without a domain (RFC 5321 4.1.1.3); must be local.
   std::string postmaster_domain = "localhost";
   Limits limits;
