@@ -345,6 +345,8 @@ void Loader::server(const toml::table& t) {
       if (auto e = get_enum(v, ctx, {"trace", "debug", "info", "warn", "error"})) c_.log_level = *e;
     } else if (key == "bare_newline") {
       if (auto e = get_enum(v, ctx, {"reject", "normalize"})) c_.bare_newline = *e;
+    } else if (key == "sync_mode") {
+      if (auto e = get_enum(v, ctx, {"file", "filesystem"})) c_.sync_mode = *e;
     } else if (key == "delivery_threads") {
       if (auto i = get_int(v, ctx, 1, 256)) c_.delivery_threads = static_cast<int>(*i);
     } else if (key == "retry_initial") {

@@ -41,6 +41,7 @@ struct Config {
   std::string log_format = "text";        // "text" | "json"
   std::string log_level = "info";         // trace debug info warn error
   std::string bare_newline = "reject";    // "reject" | "normalize" (see proto/data.hpp)
+  std::string sync_mode = "file";         // "file" | "filesystem" (see spool/spool.hpp SyncMode)
   int delivery_threads = 4;
   std::chrono::seconds retry_initial{60};  // local delivery temp-failure retry (doubles)
   std::chrono::seconds retry_max{3600};

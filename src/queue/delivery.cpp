@@ -264,11 +264,15 @@ void Delivery::process(const std::string& id) {
       else
         for (std::size_t idx : relay) out.relay_waiting.push_back("<" + rcpts[idx].address.str() + ">");
 
-      if (!records.empty())
+      const bool all_done = std::all_of(done.begin(), done.end(), [](bool b) { return b; });
+      // The state file matters only while the message stays in the spool (a restart must not
+      // repeat finished recipients). A message finished now is removed at once: the log lines
+      // are its record, and the file write would be created and unlinked for nothing.
+      if (!records.empty() && !all_done)
         if (auto r = spool_.record(id, records, false); !r)
           spdlog::warn("{}: cannot record results: {}", id, r.error().message);
 
-      if (std::all_of(done.begin(), done.end(), [](bool b) { return b; })) {
+      if (all_done) {
         out.kind = Outcome::Done;
       } else if (any_deferred) {
         out.kind = Outcome::Retry;

@@ -77,6 +77,7 @@ int serve(const config::Config& cfg) {
   }
   spool::Options sopts;
   sopts.dir = cfg.spool_dir;
+  sopts.sync_mode = cfg.sync_mode == "filesystem" ? spool::SyncMode::Filesystem : spool::SyncMode::File;
   auto sp = spool::Spool::open(sopts);
   if (!sp) {
     spdlog::critical("cannot open spool {}: {}", cfg.spool_dir.string(), sp.error().message);

@@ -456,6 +456,7 @@ namespace {
 struct Job {
   std::string id;
   int fd = -1;
+  std::int64_t truncate_to = -1;  // recycled file: its final length
   std::string buf;  // unwritten tail of the Writer's buffer
   bool failed = false;
   bool owns_file = true;  // tmp/ID is ours to remove on failure
@@ -476,8 +477,13 @@ void run_done(Job& j, Result<std::string> r) {
 
 struct Spool::Impl {
   std::filesystem::path dir;
+  dev_t dev = 0;
   Options opts;
-  int dir_fd = -1, tmp_fd = -1, queue_fd = -1, state_fd = -1, corrupt_fd = -1;
+  int dir_fd = -1, tmp_fd = -1, queue_fd = -1, state_fd = -1, corrupt_fd = -1, free_fd = -1;
+  // Recycled files in free/ (names), at most kMaxFree.
+  std::mutex fmu;
+  std::vector<std::string> free_names;
+  static constexpr std::size_t kMaxFree = 1024;
   QueueIdGenerator ids;
 
   // fdatasync pool
@@ -494,6 +500,16 @@ struct Spool::Impl {
   bool dstopping = false;
   std::thread dir_thread;
 
+  // SyncMode::Filesystem: rounds of syncfs(). written = data written, awaiting its data round;
+  // named = renamed into queue/, awaiting its name round; barriers = sync_barrier() callers.
+  std::vector<Job> written, named;
+  struct Barrier {
+    bool done = false;
+    int err = 0;
+  };
+  std::vector<Barrier*> barriers;
+  std::condition_variable bcv;  // wakes sync_barrier() waiters (with dmu)
+
   ~Impl() {
     {
       std::lock_guard lk(mu);
@@ -507,7 +523,7 @@ struct Spool::Impl {
     }
     dcv.notify_all();
     if (dir_thread.joinable()) dir_thread.join();
-    for (int fd : {corrupt_fd, state_fd, queue_fd, tmp_fd, dir_fd})
+    for (int fd : {free_fd, corrupt_fd, state_fd, queue_fd, tmp_fd, dir_fd})
       if (fd >= 0) ::close(fd);
   }
 
@@ -538,6 +554,17 @@ struct Spool::Impl {
       auto r = write_all(j.fd, j.buf.data(), j.buf.size(), "spool write " + j.id);
       if (!r) j.failed = true, j.err = r.error();
       std::string().swap(j.buf);
+    }
+    // A recycled file may be longer than this message: cut what is left of the old one.
+    if (!j.failed && j.truncate_to >= 0 && ::ftruncate(j.fd, j.truncate_to) != 0)
+      j.failed = true, j.err = sys_error("spool truncate " + j.id);
+    if (!j.failed && opts.fsync && opts.sync_mode == SyncMode::Filesystem) {
+      {
+        std::lock_guard lk(dmu);
+        written.push_back(std::move(j));
+      }
+      dcv.notify_one();
+      return;
     }
     if (!j.failed && opts.fsync && fdatasync_retry(j.fd) != 0)
       j.failed = true, j.err = sys_error("spool fdatasync " + j.id);
@@ -590,6 +617,77 @@ struct Spool::Impl {
     }
   }
 
+  // Group commit of everything (SyncMode::Filesystem), see spool.hpp.
+  void round_loop() {
+    std::vector<Job> data, names;
+    std::vector<Barrier*> waiting;
+    for (;;) {
+      {
+        std::unique_lock lk(dmu);
+        dcv.wait(lk, [&] {
+          return dstopping || !written.empty() || !named.empty() || !barriers.empty();
+        });
+        if (written.empty() && named.empty() && barriers.empty()) return;
+        data.swap(written);
+        names.swap(named);
+        waiting.swap(barriers);
+      }
+      int rc;
+      do rc = ::syncfs(dir_fd);
+      while (rc != 0 && errno == EINTR);
+      int err = rc == 0 ? 0 : errno;
+      // Renamed in an earlier round: their names are durable now → acknowledge.
+      for (auto& j : names) {
+        if (rc == 0) {
+          std::string id = j.id;
+          run_done(j, std::move(id));
+        } else {
+          ::unlinkat(queue_fd, j.id.c_str(), 0);
+          run_done(j, sys_error("spool syncfs for " + j.id, err));
+        }
+      }
+      names.clear();
+      // Written before this round: data durable now → give them their name; next round
+      // makes the name durable.
+      std::vector<Job> renamed_now;
+      for (auto& j : data) {
+        if (j.fd >= 0 && ::close(j.fd) != 0 && rc == 0 && errno != EINTR) {
+          j.fd = -1;
+          j.err = sys_error("spool close " + j.id);
+          fail_job(j);
+          continue;
+        }
+        j.fd = -1;
+        if (rc != 0) {
+          j.err = sys_error("spool syncfs for " + j.id, err);
+          fail_job(j);
+          continue;
+        }
+        if (rename_noreplace(tmp_fd, j.id.c_str(), queue_fd, j.id.c_str()) != 0) {
+          int e = errno;
+          j.err = e == EEXIST ? Error{"spool commit " + j.id + ": queue/" + j.id +
+                                          " already exists (queue id collision)",
+                                      EEXIST}
+                              : sys_error("spool rename " + j.id + " to queue/", e);
+          fail_job(j);
+          continue;
+        }
+        renamed_now.push_back(std::move(j));
+      }
+      data.clear();
+      {
+        std::lock_guard lk(dmu);
+        for (auto* b : waiting) {
+          b->done = true;
+          b->err = err;
+        }
+        for (auto& j : renamed_now) named.push_back(std::move(j));
+      }
+      waiting.clear();
+      bcv.notify_all();
+    }
+  }
+
   void post(Job j) {
     {
       std::lock_guard lk(mu);
@@ -627,7 +725,9 @@ Writer::Writer(Writer&& o) noexcept
       buf_(std::move(o.buf_)),
       content_size_(o.content_size_),
       deferred_error_(std::move(o.deferred_error_)),
-      failed_(o.failed_) {
+      failed_(o.failed_),
+      recycled_(o.recycled_),
+      file_bytes_(o.file_bytes_) {
   o.spool_ = nullptr;
   o.fd_ = -1;
 }
@@ -642,6 +742,8 @@ Writer& Writer::operator=(Writer&& o) noexcept {
     content_size_ = o.content_size_;
     deferred_error_ = std::move(o.deferred_error_);
     failed_ = o.failed_;
+    recycled_ = o.recycled_;
+    file_bytes_ = o.file_bytes_;
     o.spool_ = nullptr;
     o.fd_ = -1;
   }
@@ -662,6 +764,7 @@ Result<void> Writer::write(std::string_view bytes) {
   if (failed_) return deferred_error_;
   if (fd_ < 0) return Error{"spool writer " + id_ + " is closed", EBADF};
   content_size_ += bytes.size();
+  file_bytes_ += bytes.size();
   if (buf_.size() + bytes.size() <= kWriteBuffer) {
     buf_.append(bytes);
     return {};
@@ -705,7 +808,7 @@ Result<std::unique_ptr<Spool>> Spool::open(const Options& opts) {
     }
   }
   bool any_created = false;
-  for (const char* sub : {"tmp", "queue", "state", "corrupt"}) {
+  for (const char* sub : {"tmp", "queue", "state", "corrupt", "free"}) {
     if (auto r = make_dir(im.dir / sub, &created); !r) return r.error();
     any_created |= created;
   }
@@ -724,8 +827,22 @@ Result<std::unique_ptr<Spool>> Spool::open(const Options& opts) {
                ? Error{"spool " + im.dir.string() + " is in use by another process", EWOULDBLOCK}
                : sys_error("spool lock " + im.dir.string());
   for (auto [sub, fd] : {std::pair{"tmp", &im.tmp_fd}, std::pair{"queue", &im.queue_fd},
-                         std::pair{"state", &im.state_fd}, std::pair{"corrupt", &im.corrupt_fd}})
+                         std::pair{"state", &im.state_fd}, std::pair{"corrupt", &im.corrupt_fd},
+                         std::pair{"free", &im.free_fd}})
     if (auto r = open_dir(im.dir / sub, *fd); !r) return r.error();
+
+  // Recycled files: take them back into the pool (their content is meaningless).
+  {
+    std::vector<std::string> fr;
+    if (int err = list_names(im.free_fd, fr))
+      return sys_error("spool list " + (im.dir / "free").string(), err);
+    for (auto& name : fr) {
+      if (im.free_names.size() < Impl::kMaxFree && !name.empty() && name[0] == 'F')
+        im.free_names.push_back(std::move(name));
+      else
+        ::unlinkat(im.free_fd, name.c_str(), 0);
+    }
+  }
 
   // Leftovers in tmp/ were never acknowledged: remove them.
   std::vector<std::string> names;
@@ -752,7 +869,12 @@ Result<std::unique_ptr<Spool>> Spool::open(const Options& opts) {
   int n = std::clamp(opts.sync_threads, 1, 1024);
   im.workers.reserve(static_cast<std::size_t>(n));
   for (int i = 0; i < n; ++i) im.workers.emplace_back([&im] { im.worker_loop(); });
-  im.dir_thread = std::thread([&im] { im.dir_loop(); });
+  if (opts.sync_mode == SyncMode::Filesystem)
+    im.dir_thread = std::thread([&im] { im.round_loop(); });
+  else
+    im.dir_thread = std::thread([&im] { im.dir_loop(); });
+  struct stat st {};
+  if (::fstat(im.dir_fd, &st) == 0) im.dev = st.st_dev;
   return sp;
 }
 
@@ -773,6 +895,32 @@ Result<Writer> Spool::begin(const proto::Envelope& env) {
     return Error{std::string("spool: cannot serialise envelope: ") + e.what(), 0};
   }
   Writer w;
+  w.file_bytes_ = header.size();
+  // A recycled file first (see spool.hpp); any failure falls back to a new file.
+  std::string recycled;
+  {
+    std::lock_guard lk(impl_->fmu);
+    if (!impl_->free_names.empty()) {
+      recycled = std::move(impl_->free_names.back());
+      impl_->free_names.pop_back();
+    }
+  }
+  if (!recycled.empty()) {
+    std::string id = impl_->ids.next();
+    if (rename_noreplace(impl_->free_fd, recycled.c_str(), impl_->tmp_fd, id.c_str()) == 0) {
+      int fd = ::openat(impl_->tmp_fd, id.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+      if (fd >= 0) {
+        w.spool_ = this;
+        w.id_ = std::move(id);
+        w.fd_ = fd;
+        w.recycled_ = true;
+        w.buf_.reserve(std::max(kWriteBuffer, header.size()));
+        w.buf_ = std::move(header);
+        return w;
+      }
+      ::unlinkat(impl_->tmp_fd, id.c_str(), 0);
+    }
+  }
   for (int attempt = 0;; ++attempt) {
     std::string id = impl_->ids.next();
     int fd = ::openat(impl_->tmp_fd, id.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -802,6 +950,7 @@ void Spool::commit(Writer&& w, std::function<void(Result<std::string>)> done) {
   } else {
     j.fd = w.fd_;
     j.buf = std::move(w.buf_);
+    if (w.recycled_) j.truncate_to = static_cast<std::int64_t>(w.file_bytes_);
     j.failed = w.failed_;
     j.err = w.deferred_error_;
     w.fd_ = -1;
@@ -946,10 +1095,44 @@ Result<void> Spool::remove(std::string_view id_sv) {
   if (!is_valid_queue_id(id)) return Error{"spool remove: invalid queue id", EINVAL};
   // queue/ first: a crash in between leaves an orphan state file (cleaned at open), never a
   // message without its delivery record.
-  if (::unlinkat(impl_->queue_fd, id.c_str(), 0) != 0) return sys_error("spool unlink queue/" + id);
+  // Recycle the file (see spool.hpp) while the pool has room; else unlink it.
+  bool recycled = false;
+  {
+    std::lock_guard lk(impl_->fmu);
+    if (impl_->free_fd >= 0 && impl_->free_names.size() < Impl::kMaxFree) {
+      std::string name = "F" + id;
+      if (rename_noreplace(impl_->queue_fd, id.c_str(), impl_->free_fd, name.c_str()) == 0) {
+        impl_->free_names.push_back(std::move(name));
+        recycled = true;
+      }
+    }
+  }
+  if (!recycled && ::unlinkat(impl_->queue_fd, id.c_str(), 0) != 0)
+    return sys_error("spool unlink queue/" + id);
   if (::unlinkat(impl_->state_fd, id.c_str(), 0) != 0 && errno != ENOENT)
     return sys_error("spool unlink state/" + id);
   return {};
+}
+
+Result<void> Spool::sync_barrier() {
+  auto& im = *impl_;
+  if (!im.opts.fsync) return {};
+  if (im.opts.sync_mode != SyncMode::Filesystem) {
+    if (::syncfs(im.dir_fd) != 0) return sys_error("spool syncfs");
+    return {};
+  }
+  Impl::Barrier b;
+  std::unique_lock lk(im.dmu);
+  im.barriers.push_back(&b);
+  im.dcv.notify_one();
+  im.bcv.wait(lk, [&] { return b.done; });
+  if (b.err) return sys_error("spool syncfs", b.err);
+  return {};
+}
+
+bool Spool::same_filesystem(const std::filesystem::path& p) const {
+  struct stat st {};
+  return ::stat(p.c_str(), &st) == 0 && st.st_dev == impl_->dev;
 }
 
 }  // namespace carrier::spool

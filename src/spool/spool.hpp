@@ -2,6 +2,11 @@
 //
 // Layout under the spool directory (created on open):
 //   tmp/ID            being received: envelope header + content, streamed during DATA/BDAT
+//   free/Fxxx         recycled files of delivered messages (content meaningless): a new message
+//                     takes one (rename to tmp/ID, overwrite, truncate) instead of creating a
+//                     file, which saves inode and block allocation and the discard of an
+//                     unlink — on ext4 without a journal the inode search alone was a third
+//                     of the CPU time per message (docs/performance.md)
 //   queue/ID          committed: fdatasync'd, renamed from tmp/, queue/ fsync'd → then 250
 //   state/ID          append-only log of per-recipient results and events (delivered, deferred)
 // A committed file is never rewritten: it is "CARRIER-SPOOL 1 <envelope_bytes>\n", the envelope
@@ -55,6 +60,8 @@ class Writer {
   std::uint64_t content_size_ = 0;
   Error deferred_error_;
   bool failed_ = false;
+  bool recycled_ = false;          // tmp/ID is a recycled file: truncate to file_bytes_ at commit
+  std::uint64_t file_bytes_ = 0;   // bytes handed to the file so far (header + content)
 };
 
 // A committed message, read back.
@@ -74,9 +81,23 @@ struct RecipientResult {
   std::string detail;          // e.g. "maildir demo/new/…" or the error text / remote reply
 };
 
+// How commits are made durable.
+//   File:       per message fdatasync(file) on a pool of threads, rename, then one fsync(queue/)
+//               shared by every rename waiting (group commit of the directory).
+//   Filesystem: group commit of everything: one thread runs rounds of syncfs() on the spool's
+//               file system. A round makes every message written before it data-durable (they
+//               are then renamed into queue/) and every rename done before it durable (those
+//               are then acknowledged). Each message takes two rounds; each round is shared by
+//               all commits pending at that moment, so the disk sees a few flushes per batch
+//               instead of two per message. syncfs also flushes unrelated dirty data on that
+//               file system: best with the spool on its own file system.
+// Both keep the invariant: a name in queue/ is only ever given to data that is durable.
+enum class SyncMode { File, Filesystem };
+
 struct Options {
   std::filesystem::path dir;
-  int sync_threads = 16;     // fdatasync pool size
+  int sync_threads = 16;     // fdatasync pool size (SyncMode::File); writers in Filesystem mode
+  SyncMode sync_mode = SyncMode::File;
   bool fsync = true;         // false only for tests that measure something else; never default
 };
 
@@ -102,6 +123,12 @@ class Spool {
   Result<void> remove(std::string_view id);
 
   const std::filesystem::path& dir() const;
+  // Blocks until everything written to the spool's file system before the call is durable
+  // (one shared syncfs round in SyncMode::Filesystem; a plain syncfs otherwise). For other
+  // writers on the same file system (Maildir delivery) to share the spool's group commit.
+  Result<void> sync_barrier();
+  // True when `p` is on the same file system as the spool (so sync_barrier() covers it).
+  bool same_filesystem(const std::filesystem::path& p) const;
   QueueIdGenerator& ids();
 
  private:
