@@ -88,6 +88,15 @@ int serve(const config::Config& cfg) {
   const session::Config scfg = session_config(cfg);
   const session::LocalPolicy policy(policy_data(cfg));
   transport::MaildirTransport maildir(cfg.mail_dir, cfg.hostname);
+  // With sync_mode = "filesystem" and the mailboxes on the spool's file system, deliveries
+  // share the spool's syncfs rounds instead of two fsyncs each.
+  if (sopts.sync_mode == spool::SyncMode::Filesystem && spool.same_filesystem(cfg.mail_dir)) {
+    maildir.set_sync_barrier([&spool] {
+      auto r = spool.sync_barrier();
+      return r ? 0 : (r.error().sys_errno ? r.error().sys_errno : EIO);
+    });
+    spdlog::info("maildir deliveries share the spool's group commit (same file system)");
+  }
   queue::Options qopts;
   qopts.threads = cfg.delivery_threads;
   qopts.retry_initial = cfg.retry_initial;

@@ -177,6 +177,7 @@ struct OneDelivery {
   std::size_t chunk;
   const spool::Stored& msg;
   int spool_fd;
+  const std::function<int()>* barrier = nullptr;  // shared group commit instead of fsync
 
   std::variant<std::string, Failure> run(std::size_t index) {
     const auto& rcpt = msg.envelope.recipients[index];
@@ -251,7 +252,11 @@ struct OneDelivery {
     conv.finish(out);
     if (!out.empty())
       if (auto f = flush()) return failed(*f);
-    if (::fsync(file.fd) != 0) return failed(Failure{"fsync", errno, {}});
+    if (barrier) {
+      if (int e = (*barrier)()) return failed(Failure{"sync", e, {}});
+    } else if (::fsync(file.fd) != 0) {
+      return failed(Failure{"fsync", errno, {}});
+    }
     if (::close(file.release()) != 0) {
       int err = errno;
       ::unlinkat(tmp_dir.fd, base.c_str(), 0);
@@ -264,7 +269,7 @@ struct OneDelivery {
       ::unlinkat(tmp_dir.fd, base.c_str(), 0);
       return Failure{"rename", err, {}};
     }
-    if (::fsync(new_dir.fd) != 0) {
+    if (barrier ? (errno = (*barrier)()) != 0 : ::fsync(new_dir.fd) != 0) {
       // Not known to be durable: take it back so the retry cannot produce a duplicate.
       int err = errno;
       ::unlinkat(new_dir.fd, final_name.c_str(), 0);
@@ -287,7 +292,8 @@ std::vector<Result> MaildirTransport::deliver(const Request& req) {
   const spool::Stored& msg = *req.message;
   Fd spool_file(::open(msg.path.c_str(), O_RDONLY | O_CLOEXEC));
   int open_err = spool_file.fd < 0 ? errno : 0;
-  OneDelivery d{mail_dir_, hostname_, chunk_size_, msg, spool_file.fd};
+  OneDelivery d{mail_dir_, hostname_, chunk_size_, msg, spool_file.fd,
+                barrier_ ? &barrier_ : nullptr};
 
   for (auto i : req.recipients) {
     if (i >= msg.envelope.recipients.size()) {

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,6 +25,10 @@ class MaildirTransport : public Transport {
                    std::size_t chunk_size = 64 * 1024);
 
   const char* name() const override { return "maildir"; }
+  // Replaces the per-delivery fsync of the file and of new/ with a shared barrier that makes
+  // everything written so far on the file system durable (the spool's group commit, when the
+  // mail directory is on the spool's file system). Returns 0 or an errno value.
+  void set_sync_barrier(std::function<int()> barrier) { barrier_ = std::move(barrier); }
   // One Result per requested recipient: Delivered ("delivered to maildir demo/new/<file>"),
   // Deferred (4.3.0, or 4.2.2 when the disk or quota is full) or Failed (5.1.1 bad mailbox).
   std::vector<Result> deliver(const Request& req) override;
@@ -39,6 +44,7 @@ class MaildirTransport : public Transport {
   std::filesystem::path mail_dir_;
   std::string hostname_;
   std::size_t chunk_size_;
+  std::function<int()> barrier_;
 };
 
 }  // namespace carrier::transport

@@ -399,3 +399,37 @@ TEST(Maildir, DeliversAFileWrittenByTheRealSpool) {
             "Return-Path: <s@example.org>\nDelivered-To: demo@localhost\nSubject: real\n\nbody\n");
   EXPECT_NE(files[0].filename().string().find("Q" + id.value() + "R0."), std::string::npos);
 }
+
+// With a shared sync barrier (the spool's group commit), a delivery calls it twice — once for
+// the file's data before the rename, once for the rename — and never fsyncs on its own.
+TEST(Maildir, SharedBarrierIsCalledBeforeAndAfterTheRename) {
+  TempDir t;
+  Message m(t.path(), "Subject: b\r\n\r\nbody\r\n", {local("demo", {"demo", "localhost"})});
+  MaildirTransport tr(t.path() / "mail", "mx.example");
+  int calls = 0;
+  std::vector<std::size_t> in_new_at_call;
+  tr.set_sync_barrier([&] {
+    ++calls;
+    in_new_at_call.push_back(files_in(t.path() / "mail" / "demo" / "new").size());
+    return 0;
+  });
+  auto res = deliver(tr, m, {0});
+  ASSERT_EQ(res[0].status, Status::Delivered) << res[0].detail;
+  EXPECT_EQ(calls, 2);
+  ASSERT_EQ(in_new_at_call.size(), 2u);
+  EXPECT_EQ(in_new_at_call[0], 0u) << "data must be durable before the name appears in new/";
+  EXPECT_EQ(in_new_at_call[1], 1u);
+}
+
+// A failing barrier after the rename takes the file back: a retry cannot duplicate it.
+TEST(Maildir, FailingBarrierDefersAndLeavesNothing) {
+  TempDir t;
+  Message m(t.path(), "Subject: b\r\n\r\nbody\r\n", {local("demo", {"demo", "localhost"})});
+  MaildirTransport tr(t.path() / "mail", "mx.example");
+  int calls = 0;
+  tr.set_sync_barrier([&] { return ++calls == 2 ? EIO : 0; });
+  auto res = deliver(tr, m, {0});
+  EXPECT_EQ(res[0].status, Status::Deferred) << res[0].detail;
+  EXPECT_TRUE(files_in(t.path() / "mail" / "demo" / "new").empty());
+  EXPECT_TRUE(files_in(t.path() / "mail" / "demo" / "tmp").empty());
+}
