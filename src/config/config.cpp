@@ -137,6 +137,8 @@ class Loader {
 
   void server(const toml::table& t);
   void listeners(const toml::node& n);
+  void routes(const toml::node& n);
+  void dns(const toml::table& t);
   void listener(const toml::table& t);
   void limits(const toml::table& t);
   void local(const toml::table& t);
@@ -571,7 +573,31 @@ void Loader::relay(const toml::table& t) {
   for (auto&& [k, v] : t) {
     const std::string key(k.str());
     const std::string ctx = sec + " " + key;
-    if (key == "trusted_networks") {
+    if (key == "port") {
+      if (auto i = get_int(v, ctx, 1, 65535)) c_.relay_port = static_cast<std::uint16_t>(*i);
+    } else if (key == "smarthost") {
+      auto str = get_string(v, ctx);
+      if (!str) continue;
+      if (str->empty()) {
+        c_.smarthost.reset();
+        continue;
+      }
+      std::string why;
+      auto r = parse_next_hop(*str, why);
+      if (!r) {
+        error(v, ctx, "invalid next hop \"" + *str + "\": " + why);
+        continue;
+      }
+      r->domain = "*";
+      r->line = static_cast<int>(v.source().begin.line);
+      c_.smarthost = *r;
+    } else if (key == "max_connections") {
+      if (auto i = get_int(v, ctx, 1, 100000)) c_.relay_max_connections = static_cast<int>(*i);
+    } else if (key == "max_per_destination") {
+      if (auto i = get_int(v, ctx, 1, 100000)) c_.relay_max_per_destination = static_cast<int>(*i);
+    } else if (key == "connect_timeout") {
+      if (auto d = get_duration(v, ctx, 1s, 24h)) c_.connect_timeout = *d;
+    } else if (key == "trusted_networks") {
       auto arr = get_string_array(v, ctx);
       if (!arr) continue;
       std::vector<std::string> out;
@@ -589,6 +615,106 @@ void Loader::relay(const toml::table& t) {
       unknown_key(k, sec);
     }
   }
+}
+
+void Loader::routes(const toml::node& n) {
+  const auto* a = n.as_array();
+  if (!a || !a->is_array_of_tables()) {
+    wrong_type(n, "route", "an array of tables ([[route]])");
+    return;
+  }
+  for (const toml::node& e : *a) {
+    const auto* t = e.as_table();
+    if (!t) continue;
+    Route r;
+    bool have_domain = false, have_hop = false, ok = true;
+    std::string tls = "may";
+    for (auto&& [k, v] : *t) {
+      const std::string key(k.str());
+      const std::string ctx = "[[route]] " + key;
+      if (key == "domain") {
+        auto str = get_string(v, ctx);
+        if (!str) { ok = false; continue; }
+        std::string d = syntax::to_lower(*str);
+        std::string bare = d.rfind("*.", 0) == 0 ? d.substr(2) : d;
+        if (d != "*" && syntax::check_domain(bare)) {
+          error(v, ctx, "must be a domain, \"*.domain\" or \"*\", got \"" + *str + "\"");
+          ok = false;
+          continue;
+        }
+        r.domain = d;
+        have_domain = true;
+      } else if (key == "next_hop") {
+        auto str = get_string(v, ctx);
+        if (!str) { ok = false; continue; }
+        std::string why;
+        auto hop = parse_next_hop(*str, why);
+        if (!hop) {
+          error(v, ctx, "invalid next hop \"" + *str + "\": " + why);
+          ok = false;
+          continue;
+        }
+        r.host = hop->host;
+        r.port = hop->port;
+        r.mx = hop->mx;
+        r.line = static_cast<int>(v.source().begin.line);
+        have_hop = true;
+      } else if (key == "tls") {
+        if (auto e2 = get_enum(v, ctx, {"none", "may", "encrypt"})) tls = *e2;
+        else ok = false;
+      } else {
+        unknown_key(k, "[[route]]");
+        ok = false;
+      }
+    }
+    if (!have_domain || !have_hop) {
+      error(e, "[[route]]", std::string("needs ") + (!have_domain ? "domain" : "next_hop"));
+      continue;
+    }
+    r.tls = tls;
+    if (ok) c_.routes.push_back(std::move(r));
+  }
+}
+
+void Loader::dns(const toml::table& t) {
+  for (auto&& [k, v] : t) {
+    const std::string key(k.str());
+    const std::string ctx = "[dns] " + key;
+    if (key == "upstream") {
+      auto str = get_string(v, ctx);
+      if (!str) continue;
+      // "IP@port", "IP:port" (IPv4) or "IP"
+      std::string ip = *str, port;
+      if (auto at = str->find('@'); at != std::string::npos) {
+        ip = str->substr(0, at);
+        port = str->substr(at + 1);
+      } else if (auto hp = parse_host_port(*str)) {
+        ip = hp->first;
+        port = std::to_string(hp->second);
+      }
+      bool ok = syntax::canonical_ip(ip).has_value();
+      if (!port.empty()) {
+        for (char ch : port) ok = ok && ch >= '0' && ch <= '9';
+        ok = ok && port.size() <= 5 && std::stoi(port) > 0 && std::stoi(port) < 65536;
+      }
+      if (!ok) {
+        error(v, ctx, "must be an IP address with an optional port (\"127.0.0.1@5353\"), got \"" +
+                          *str + "\"");
+        continue;
+      }
+      c_.dns_upstream = port.empty() ? ip : ip + "@" + port;
+    } else if (key == "ipv4" || key == "ipv6" || key == "prefer_ipv6") {
+      auto b = v.as_boolean();
+      if (!b) {
+        wrong_type(v, ctx, "a boolean (true or false)");
+        continue;
+      }
+      (key == "ipv4" ? c_.dns_ipv4 : key == "ipv6" ? c_.dns_ipv6 : c_.dns_prefer_ipv6) = b->get();
+    } else {
+      unknown_key(k, "[dns]");
+    }
+  }
+  if (!c_.dns_ipv4 && !c_.dns_ipv6) error(t.source(), "[dns]: ipv4 and ipv6 cannot both be false");
 }
 
 // Checks every alias target and looks for loops; fills c_.aliases.
@@ -685,9 +811,14 @@ std::optional<Config> Loader::run(std::string_view text) {
       if (const auto* t = get_table(v, "[local]")) local(*t);
     } else if (key == "relay") {
       if (const auto* t = get_table(v, "[relay]")) relay(*t);
+    } else if (key == "route") {
+      routes(v);
+    } else if (key == "dns") {
+      if (const auto* t = get_table(v, "[dns]")) dns(*t);
     } else if (v.is_table() || v.is_array_of_tables()) {
       error(k.source(), "unknown section [" + key +
-                            "] (known: [server], [[listener]], [limits], [local], [relay])");
+                            "] (known: [server], [[listener]], [limits], [local], [relay], "
+                            "[[route]], [dns])");
     } else {
       error(k.source(), "unknown key '" + key + "' at top level (keys belong in a [section])");
     }
@@ -874,6 +1005,55 @@ std::vector<Diagnostic> validate_runtime(const Config& c) {
   }
   if (c.hostname.empty()) out.push_back(Diagnostic{file, 0, 0, "[server] hostname is empty"});
   return out;
+}
+
+std::optional<Route> parse_next_hop(std::string_view text, std::string& why) {
+  Route r;
+  std::string_view t = text;
+  if (!t.empty() && t.front() == '[') {
+    auto close = t.find(']');
+    if (close == std::string_view::npos) {
+      why = "missing ']'";
+      return std::nullopt;
+    }
+    r.host.assign(t.substr(1, close - 1));
+    r.mx = false;
+    t.remove_prefix(close + 1);
+  } else {
+    auto colon = t.rfind(':');
+    if (colon != std::string_view::npos && t.find(':') != colon) colon = std::string_view::npos;
+    r.host.assign(t.substr(0, colon == std::string_view::npos ? t.size() : colon));
+    t.remove_prefix(colon == std::string_view::npos ? t.size() : colon);
+  }
+  if (!t.empty()) {
+    if (t.front() != ':' || t.size() < 2 || t.size() > 6) {
+      why = "expected :port after the host";
+      return std::nullopt;
+    }
+    unsigned port = 0;
+    for (char ch : t.substr(1)) {
+      if (ch < '0' || ch > '9') {
+        why = "the port must be a number";
+        return std::nullopt;
+      }
+      port = port * 10 + static_cast<unsigned>(ch - '0');
+    }
+    if (port == 0 || port > 65535) {
+      why = "the port must be 1..65535";
+      return std::nullopt;
+    }
+    r.port = static_cast<std::uint16_t>(port);
+  }
+  r.host = syntax::to_lower(r.host);
+  if (r.host.empty()) {
+    why = "no host";
+    return std::nullopt;
+  }
+  if (!syntax::canonical_ip(r.host) && syntax::check_domain(r.host)) {
+    why = "\"" + r.host + "\" is neither an IP address nor a host name";
+    return std::nullopt;
+  }
+  return r;
 }
 
 }  // namespace carrier::config

@@ -33,6 +33,20 @@ struct Limits {  // defaults mirror session::Limits; see docs/configuration.md
   std::chrono::seconds data_timeout{600};     // whole DATA/BDAT transfer; 4.5.3.2.6 (10 min)
 };
 
+// A relay route (RFC 5321 5.1 overridden): mail for `domain` goes to `host` instead of the
+// domain's own MX. domain: "example.com" (exact), "*.example.com" (subdomains only) or "*".
+struct Route {
+  std::string domain;
+  std::string host;        // a host name or an IP literal (no brackets)
+  std::uint16_t port = 0;  // 0: [relay] port
+  bool mx = true;          // true: look up the MX of `host`; false ("[host]"): connect directly
+  std::string tls = "may"; // "none" | "may" | "encrypt"  (issue: TLS adds "verify")
+  int line = 0;            // where it was configured (diagnostics)
+};
+
+// "[host]:port" / "[host]" (no MX lookup) or "host:port" / "host" (MX lookup of host).
+std::optional<Route> parse_next_hop(std::string_view text, std::string& why);
+
 struct Config {
   // [server]
   std::string hostname;                   // default: the system host name
@@ -57,6 +71,16 @@ struct Config {
 
   // [relay]
   std::vector<std::string> trusted_networks;  // CIDRs allowed to relay; default none
+  std::uint16_t relay_port = 25;              // port for MX deliveries
+  std::optional<Route> smarthost;             // all relayed mail (after [[route]]s)
+  std::vector<Route> routes;                  // [[route]], first match wins
+  int relay_max_connections = 100;            // outgoing SMTP connections in total
+  int relay_max_per_destination = 10;         // ... to one next hop
+  std::chrono::seconds connect_timeout{30};
+
+  // [dns]
+  std::string dns_upstream;   // "127.0.0.1@5353" forwarder; empty: /etc/resolv.conf
+  bool dns_ipv4 = true, dns_ipv6 = true, dns_prefer_ipv6 = false;
 
   std::optional<std::filesystem::path> source;  // file it came from, if any
 
