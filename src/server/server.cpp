@@ -17,6 +17,7 @@
 #include "session/server_session.hpp"
 #include "spool/spool.hpp"
 #include "transport/maildir/maildir.hpp"
+#include "transport/smtp/smtp_transport.hpp"
 
 namespace carrier::server {
 namespace {
@@ -102,6 +103,39 @@ int serve(const config::Config& cfg) {
   qopts.retry_initial = cfg.retry_initial;
   qopts.retry_max = cfg.retry_max;
   queue::Delivery delivery(spool, maildir, qopts);
+
+  // Relay: SMTP to the next MTA, by [[route]], smarthost or DNS MX.
+  transport::SmtpOptions ropts;
+  ropts.helo_name = cfg.hostname;
+  ropts.port = cfg.relay_port;
+  auto to_route = [](const config::Route& r) {
+    transport::SmtpRoute x;
+    x.domain = r.domain;
+    x.host = r.host;
+    x.port = r.port;
+    x.mx = r.mx;
+    x.tls = r.tls == "none"      ? session::TlsPolicy::None
+            : r.tls == "encrypt" ? session::TlsPolicy::Encrypt
+                                 : session::TlsPolicy::May;
+    return x;
+  };
+  for (const auto& r : cfg.routes) ropts.routes.push_back(to_route(r));
+  if (cfg.smarthost) ropts.routes.push_back(to_route(*cfg.smarthost));
+  ropts.dns.upstream = cfg.dns_upstream;
+  ropts.dns.ipv4 = cfg.dns_ipv4;
+  ropts.dns.ipv6 = cfg.dns_ipv6;
+  ropts.dns.prefer_ipv6 = cfg.dns_prefer_ipv6;
+  ropts.max_connections = cfg.relay_max_connections;
+  ropts.max_per_destination = cfg.relay_max_per_destination;
+  ropts.connect_timeout = cfg.connect_timeout;
+  ropts.self.names.push_back(cfg.hostname);
+  for (const auto& l : cfg.listeners) ropts.self.endpoints.emplace_back(l.address, l.port);
+  transport::SmtpTransport relay(ropts);
+  if (auto r = relay.start(); !r) {
+    spdlog::critical("relay: cannot start the DNS resolver: {}", r.error().message);
+    return 1;
+  }
+  delivery.set_relay(&relay);
 
   asio::io_context io(1);
   net::ServerContext ctx;

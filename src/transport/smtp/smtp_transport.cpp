@@ -1,0 +1,422 @@
+// carrier transport/smtp: the relay transport's I/O. See smtp_transport.hpp.
+#include "transport/smtp/smtp_transport.hpp"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <asio.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+#include <future>
+#include <map>
+#include <thread>
+
+namespace carrier::transport {
+
+using asio::ip::tcp;
+using namespace asio::experimental::awaitable_operators;
+using Status = spool::RecipientResult::Status;
+constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
+
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string r(s);
+  for (auto& c : r)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  if (!r.empty() && r.back() == '.') r.pop_back();
+  return r;
+}
+
+std::string reply_text(const proto::Reply& r) {
+  std::string s = std::to_string(r.code);
+  if (!r.status.empty()) s += " " + r.status;
+  for (const auto& l : r.lines) {
+    s += ' ';
+    s += l;
+  }
+  return s;
+}
+
+// The enhanced status code for a result detail: the reply's own, else one from its class.
+std::string status_of(const proto::Reply& r, const char* fallback) {
+  if (!r.status.empty()) return r.status;
+  return fallback;
+}
+
+bool is_ip_literal(const std::string& s) {
+  asio::error_code ec;
+  asio::ip::make_address(s, ec);
+  return !ec;
+}
+
+}  // namespace
+
+struct SmtpTransport::Impl : std::enable_shared_from_this<Impl> {
+  explicit Impl(SmtpOptions o) : opts(std::move(o)), resolver(io, opts.dns) {}
+  SmtpOptions opts;
+  asio::io_context io{1};
+  dns::Resolver resolver;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  std::thread thread;
+  // Connection slots (touched only on the I/O thread).
+  int total = 0;
+  std::map<std::string, int> per_dest;
+  bool stopping = false;
+
+  struct Job {
+    const spool::Stored* msg;
+    std::vector<std::size_t> rcpts;
+    std::string domain;
+    std::vector<Result> results;
+  };
+
+  asio::awaitable<void> run_job(Job* job, std::promise<void>* done);
+  asio::awaitable<dns::MxResult> lookup_mx(std::string name);
+  asio::awaitable<dns::AddrResult> lookup_addresses(std::string name);
+  asio::awaitable<bool> acquire(const std::string& key);
+  void release(const std::string& key);
+  // One connection attempt to one target. Returns true when the target took responsibility
+  // (a transaction ran: every recipient has its outcome); false: try the next target, why says
+  // what went wrong.
+  asio::awaitable<bool> attempt(Job& job, const Target& t, session::TlsPolicy tls,
+                                std::string& why);
+};
+
+asio::awaitable<dns::MxResult> SmtpTransport::Impl::lookup_mx(std::string name) {
+  auto* r = &resolver;
+  auto* n = &name;
+  co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(dns::MxResult)>(
+      [r, n](auto handler) {
+        auto h = std::make_shared<decltype(handler)>(std::move(handler));
+        r->resolve_mx(*n, [h](dns::MxResult res) { (*h)(std::move(res)); });
+      },
+      asio::use_awaitable);
+}
+
+asio::awaitable<dns::AddrResult> SmtpTransport::Impl::lookup_addresses(std::string name) {
+  auto* r = &resolver;
+  auto* n = &name;
+  co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(dns::AddrResult)>(
+      [r, n](auto handler) {
+        auto h = std::make_shared<decltype(handler)>(std::move(handler));
+        r->resolve_addresses(*n, [h](dns::AddrResult res) { (*h)(std::move(res)); });
+      },
+      asio::use_awaitable);
+}
+
+asio::awaitable<bool> SmtpTransport::Impl::acquire(const std::string& key) {
+  auto deadline = std::chrono::steady_clock::now() + opts.connect_timeout;
+  asio::steady_timer t(io);
+  while (total >= opts.max_connections || per_dest[key] >= opts.max_per_destination) {
+    if (stopping || std::chrono::steady_clock::now() >= deadline) co_return false;
+    t.expires_after(std::chrono::milliseconds(20));
+    co_await t.async_wait(use_tuple);
+  }
+  ++total;
+  ++per_dest[key];
+  co_return true;
+}
+
+void SmtpTransport::Impl::release(const std::string& key) {
+  --total;
+  if (--per_dest[key] <= 0) per_dest.erase(key);
+}
+
+asio::awaitable<bool> SmtpTransport::Impl::attempt(Job& job, const Target& t,
+                                                   session::TlsPolicy tls, std::string& why) {
+  const std::string where = t.host + "[" + t.ip + "]:" + std::to_string(t.port);
+  asio::error_code ec;
+  auto addr = asio::ip::make_address(t.ip, ec);
+  if (ec) {
+    why = "bad address " + t.ip;
+    co_return false;
+  }
+  tcp::socket sock(io);
+  asio::steady_timer timer(io);
+  timer.expires_after(opts.connect_timeout);
+  tcp::endpoint ep(addr, t.port);
+  auto c = co_await (sock.async_connect(ep, use_tuple) || timer.async_wait(use_tuple));
+  if (c.index() == 1) {
+    why = "connect to " + where + ": timed out";
+    co_return false;
+  }
+  if (auto [cec] = std::get<0>(c); cec) {
+    why = "connect to " + where + ": " + cec.message();
+    co_return false;
+  }
+  sock.set_option(tcp::no_delay(true), ec);
+
+  session::ClientConfig cfg;
+  cfg.helo_name = opts.helo_name;
+  cfg.tls = tls;
+  cfg.timeouts = opts.timeouts;
+  session::ClientSession s(cfg);
+
+  const spool::Stored& msg = *job.msg;
+  int fd = ::open(msg.path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    why = "cannot open spool file: " + std::string(std::strerror(errno));
+    co_return false;
+  }
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+
+  std::vector<std::size_t> left = job.rcpts;  // recipients not yet in a transaction
+  std::map<std::size_t, session::RcptOutcome> outcomes;
+  std::uint64_t sent = 0;
+  std::string inbuf(16 * 1024, '\0');
+  std::string chunk;
+  auto take_outcomes = [&] {
+    for (auto& o : s.outcomes()) outcomes[o.index] = o;
+    s.outcomes().clear();
+  };
+  auto start_next = [&] {
+    if (left.empty()) return false;
+    sent = 0;
+    std::size_t n = s.begin_message(msg.envelope, left, msg.content_size);
+    left.erase(left.begin(), left.begin() + static_cast<std::ptrdiff_t>(std::min(n, left.size())));
+    return true;
+  };
+  start_next();
+
+  for (;;) {
+    if (!s.out().empty()) {
+      timer.expires_after(s.timeout());
+      auto w = co_await (asio::async_write(sock, asio::buffer(s.out()), use_tuple) ||
+                         timer.async_wait(use_tuple));
+      s.out().clear();
+      if (w.index() == 1) {
+        s.on_timeout();
+        continue;
+      }
+      if (auto [wec, wn] = std::get<0>(w); wec) {
+        s.on_closed();
+        continue;
+      }
+    }
+    switch (s.want()) {
+      case session::ClientWant::Reply: {
+        timer.expires_after(s.timeout());
+        auto r = co_await (sock.async_read_some(asio::buffer(inbuf), use_tuple) ||
+                           timer.async_wait(use_tuple));
+        if (r.index() == 1) {
+          s.on_timeout();
+          break;
+        }
+        auto [rec, n] = std::get<0>(r);
+        if (rec) s.on_closed();
+        else s.on_input(std::string_view(inbuf.data(), n));
+        break;
+      }
+      case session::ClientWant::StartTls:
+        // (issue: TLS) the handshake is not available yet: policy "may" goes on in clear
+        // only when the session allows it; "encrypt" fails temporarily.
+        s.on_tls_failed("TLS is not available in this build");
+        break;
+      case session::ClientWant::SendContent: {
+        const std::uint64_t want = std::min<std::uint64_t>(64 * 1024, msg.content_size - sent);
+        chunk.resize(want);
+        ssize_t got = want ? ::pread(fd, chunk.data(), want,
+                                     static_cast<off_t>(msg.content_offset + sent))
+                           : 0;
+        if (got < 0 || static_cast<std::uint64_t>(got) != want) {
+          s.on_local_error("spool read failed");
+          break;
+        }
+        sent += want;
+        s.content_chunk(std::string_view(chunk.data(), want), sent >= msg.content_size);
+        break;
+      }
+      case session::ClientWant::Message:
+        take_outcomes();
+        if (!start_next()) s.quit();
+        break;
+      case session::ClientWant::Close: {
+        take_outcomes();
+        if (!s.out().empty()) {
+          timer.expires_after(std::chrono::seconds(5));
+          co_await (asio::async_write(sock, asio::buffer(s.out()), use_tuple) ||
+                    timer.async_wait(use_tuple));
+        }
+        sock.close(ec);
+        if (s.connection_failed() && outcomes.empty()) {
+          why = where + " " + s.failure_stage() + ": " + reply_text(s.failure_reply());
+          co_return false;
+        }
+        // Results for every recipient of the job; those never reached stay temporary.
+        for (std::size_t idx : job.rcpts) {
+          Result res;
+          res.index = idx;
+          auto it = outcomes.find(idx);
+          if (it == outcomes.end()) {
+            res.status = Status::Deferred;
+            res.detail = "4.4.2 " + where + ": connection ended before this recipient was sent";
+          } else {
+            const auto& o = it->second;
+            const std::string text = reply_text(o.reply);
+            if (o.kind == session::RcptOutcome::Delivered) {
+              res.status = Status::Delivered;
+              res.detail = status_of(o.reply, "2.0.0") + " relayed to " + where + ": " + text;
+            } else {
+              res.status = o.kind == session::RcptOutcome::PermFail ? Status::Failed
+                                                                     : Status::Deferred;
+              const char* fb = res.status == Status::Failed ? "5.0.0" : "4.0.0";
+              res.detail = status_of(o.reply, fb) + " " + (o.generated ? "carrier: " : "") +
+                           "host " + where + " said: " + text + " (in reply to " + o.stage + ")";
+            }
+          }
+          job.results.push_back(std::move(res));
+        }
+        co_return true;
+      }
+    }
+  }
+}
+
+asio::awaitable<void> SmtpTransport::Impl::run_job(Job* jp, std::promise<void>* done) {
+  Job& job = *jp;
+  auto fail_all = [&](Status st, const std::string& detail) {
+    for (std::size_t idx : job.rcpts) job.results.push_back(Result{idx, st, detail});
+  };
+  try {
+    const SmtpRoute* route = match_route(opts.routes, job.domain);
+    const std::uint16_t port = route && route->port ? route->port : opts.port;
+    const session::TlsPolicy tls = route ? route->tls : session::TlsPolicy::May;
+    std::vector<Target> targets;
+    const std::string key = route ? route->host : job.domain;
+    if (route && !route->mx) {
+      if (is_ip_literal(route->host)) {
+        targets.push_back(Target{route->host, route->host, port});
+      } else {
+        dns::AddrResult a = co_await lookup_addresses(route->host);
+        if (a.status != dns::Status::Ok) {
+          // A configured next hop that does not resolve is the operator's to fix: keep the mail.
+          fail_all(Status::Deferred, "4.4.3 next hop " + route->host + ": " + a.error);
+          done->set_value();
+          co_return;
+        }
+        for (auto& ip : a.addresses) targets.push_back(Target{route->host, ip, port});
+      }
+    } else {
+      const std::string name = route ? route->host : job.domain;
+      dns::MxResult mx = co_await lookup_mx(name);
+      switch (mx.status) {
+        case dns::Status::NullMx:
+          if (route) fail_all(Status::Deferred, "4.4.3 next hop " + name + " has a null MX");
+          else fail_all(Status::Failed, "5.1.10 domain " + name +
+                                            " does not accept mail (null MX, RFC 7505)");
+          done->set_value();
+          co_return;
+        case dns::Status::NotFound:
+          if (route) fail_all(Status::Deferred, "4.4.3 next hop " + name + " not found: " + mx.error);
+          else fail_all(Status::Failed, "5.1.2 host or domain name not found: " + name +
+                                            (mx.error.empty() ? "" : " (" + mx.error + ")"));
+          done->set_value();
+          co_return;
+        case dns::Status::TempFail:
+          fail_all(Status::Deferred, "4.4.3 DNS lookup for " + name + " failed: " + mx.error);
+          done->set_value();
+          co_return;
+        case dns::Status::Ok: break;
+      }
+      bool loops = false;
+      targets = plan_targets(mx, port, opts.self, loops);
+      if (loops) {
+        fail_all(Status::Failed, "5.4.6 mail for " + name + " loops back to myself (MX)");
+        done->set_value();
+        co_return;
+      }
+    }
+    std::string why = "no address to connect to";
+    bool taken = false;
+    for (const auto& t : targets) {
+      if (!co_await acquire(key)) {
+        why = "4.4.5 too many connections to " + key;
+        break;
+      }
+      bool ok = false;
+      try {
+        ok = co_await attempt(job, t, tls, why);
+      } catch (const std::exception& e) {
+        why = std::string("connection to ") + t.host + " failed: " + e.what();
+      }
+      release(key);
+      if (ok) {
+        taken = true;
+        break;
+      }
+      spdlog::info("{}: relay to {}: {}; trying the next host", job.msg->id, job.domain, why);
+    }
+    if (!taken) fail_all(Status::Deferred, "4.4.1 " + why);
+  } catch (const std::exception& e) {
+    job.results.clear();
+    fail_all(Status::Deferred, std::string("4.3.0 relay failed: ") + e.what());
+  }
+  done->set_value();
+}
+
+SmtpTransport::SmtpTransport(SmtpOptions opts) : impl_(std::make_shared<Impl>(std::move(opts))) {}
+
+SmtpTransport::~SmtpTransport() { stop(); }
+
+carrier::Result<void> SmtpTransport::start() {
+  if (auto r = impl_->resolver.init(); !r) return r;
+  impl_->work.emplace(impl_->io.get_executor());
+  impl_->thread = std::thread([im = impl_.get()] { im->io.run(); });
+  return {};
+}
+
+void SmtpTransport::stop() {
+  if (!impl_->thread.joinable()) return;
+  asio::post(impl_->io, [im = impl_.get()] { im->stopping = true; });
+  impl_->work.reset();
+  impl_->io.stop();
+  impl_->thread.join();
+}
+
+std::vector<Result> SmtpTransport::deliver(const Request& req) {
+  std::vector<Result> out;
+  if (!req.message || !impl_->thread.joinable()) {
+    for (auto i : req.recipients) out.push_back(Result{i, Status::Deferred, "4.3.0 smtp transport not running"});
+    return out;
+  }
+  // One job per recipient domain; the jobs run concurrently on the I/O thread.
+  std::map<std::string, std::vector<std::size_t>> by_domain;
+  for (auto i : req.recipients) {
+    if (i >= req.message->envelope.recipients.size()) {
+      out.push_back(Result{i, Status::Deferred, "4.3.0 smtp: no such recipient index"});
+      continue;
+    }
+    by_domain[lower(req.message->envelope.recipients[i].address.domain)].push_back(i);
+  }
+  std::vector<std::unique_ptr<Impl::Job>> jobs;
+  std::vector<std::promise<void>> promises(by_domain.size());
+  std::vector<std::future<void>> futures;
+  std::size_t k = 0;
+  for (auto& [domain, idxs] : by_domain) {
+    auto job = std::make_unique<Impl::Job>();
+    job->msg = req.message;
+    job->rcpts = idxs;
+    job->domain = domain;
+    futures.push_back(promises[k].get_future());
+    asio::co_spawn(impl_->io, impl_->run_job(job.get(), &promises[k]), asio::detached);
+    jobs.push_back(std::move(job));
+    ++k;
+  }
+  for (std::size_t j = 0; j < futures.size(); ++j) {
+    // The I/O thread always completes a job (timeouts bound every wait); a stop() in between
+    // leaves the promise unset: give up after a bound and report the recipients as deferred.
+    if (futures[j].wait_for(std::chrono::hours(2)) != std::future_status::ready) {
+      for (auto i : jobs[j]->rcpts) out.push_back(Result{i, Status::Deferred, "4.3.0 smtp transport stopped"});
+      continue;
+    }
+    for (auto& r : jobs[j]->results) out.push_back(std::move(r));
+  }
+  return out;
+}
+
+}  // namespace carrier::transport
