@@ -65,6 +65,21 @@ struct SmtpTransport::Impl : std::enable_shared_from_this<Impl> {
   std::map<std::string, int> per_dest;
   bool stopping = false;
 
+  // Connection reuse: after its transactions a healthy connection waits here (per target and
+  // TLS policy) for the next message to the same next hop, up to kIdle; then it says QUIT.
+  struct Conn {
+    Conn(tcp::socket so, session::ClientConfig cfg) : sock(std::move(so)), s(std::move(cfg)) {}
+    tcp::socket sock;
+    session::ClientSession s;
+    std::uint64_t parked = 0;  // park generation: an idle timer only closes its own parking
+  };
+  static constexpr std::chrono::seconds kIdle{5};
+  std::multimap<std::string, std::shared_ptr<Conn>> pool;
+  std::uint64_t park_gen = 0;
+  std::shared_ptr<Conn> take_pooled(const std::string& key);
+  void park(const std::string& key, std::shared_ptr<Conn> c);
+  asio::awaitable<void> idle_close(std::string key, std::shared_ptr<Conn> c, std::uint64_t gen);
+
   struct Job {
     const spool::Stored* msg;
     std::vector<std::size_t> rcpts;
@@ -127,32 +142,38 @@ void SmtpTransport::Impl::release(const std::string& key) {
 asio::awaitable<bool> SmtpTransport::Impl::attempt(Job& job, const Target& t,
                                                    session::TlsPolicy tls, std::string& why) {
   const std::string where = t.host + "[" + t.ip + "]:" + std::to_string(t.port);
+  const std::string pool_key = t.ip + "|" + std::to_string(t.port) + "|" +
+                               std::to_string(static_cast<int>(tls));
   asio::error_code ec;
-  auto addr = asio::ip::make_address(t.ip, ec);
-  if (ec) {
-    why = "bad address " + t.ip;
-    co_return false;
-  }
-  tcp::socket sock(io);
   asio::steady_timer timer(io);
-  timer.expires_after(opts.connect_timeout);
-  tcp::endpoint ep(addr, t.port);
-  auto c = co_await (sock.async_connect(ep, use_tuple) || timer.async_wait(use_tuple));
-  if (c.index() == 1) {
-    why = "connect to " + where + ": timed out";
-    co_return false;
+  std::shared_ptr<Conn> conn = take_pooled(pool_key);
+  if (!conn) {
+    auto addr = asio::ip::make_address(t.ip, ec);
+    if (ec) {
+      why = "bad address " + t.ip;
+      co_return false;
+    }
+    tcp::socket so(io);
+    timer.expires_after(opts.connect_timeout);
+    tcp::endpoint ep(addr, t.port);
+    auto c = co_await (so.async_connect(ep, use_tuple) || timer.async_wait(use_tuple));
+    if (c.index() == 1) {
+      why = "connect to " + where + ": timed out";
+      co_return false;
+    }
+    if (auto [cec] = std::get<0>(c); cec) {
+      why = "connect to " + where + ": " + cec.message();
+      co_return false;
+    }
+    so.set_option(tcp::no_delay(true), ec);
+    session::ClientConfig cfg;
+    cfg.helo_name = opts.helo_name;
+    cfg.tls = tls;
+    cfg.timeouts = opts.timeouts;
+    conn = std::make_shared<Conn>(std::move(so), std::move(cfg));
   }
-  if (auto [cec] = std::get<0>(c); cec) {
-    why = "connect to " + where + ": " + cec.message();
-    co_return false;
-  }
-  sock.set_option(tcp::no_delay(true), ec);
-
-  session::ClientConfig cfg;
-  cfg.helo_name = opts.helo_name;
-  cfg.tls = tls;
-  cfg.timeouts = opts.timeouts;
-  session::ClientSession s(cfg);
+  tcp::socket& sock = conn->sock;
+  session::ClientSession& s = conn->s;
 
   const spool::Stored& msg = *job.msg;
   int fd = ::open(msg.path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -180,6 +201,31 @@ asio::awaitable<bool> SmtpTransport::Impl::attempt(Job& job, const Target& t,
     std::size_t n = s.begin_message(msg.envelope, left, msg.content_size);
     left.erase(left.begin(), left.begin() + static_cast<std::ptrdiff_t>(std::min(n, left.size())));
     return true;
+  };
+  // Results for every recipient of the job; those never reached stay temporary.
+  auto finish_results = [&] {
+    for (std::size_t idx : job.rcpts) {
+      Result res;
+      res.index = idx;
+      auto it = outcomes.find(idx);
+      if (it == outcomes.end()) {
+        res.status = Status::Deferred;
+        res.detail = "4.4.2 " + where + ": connection ended before this recipient was sent";
+      } else {
+        const auto& o = it->second;
+        const std::string text = reply_text(o.reply);
+        if (o.kind == session::RcptOutcome::Delivered) {
+          res.status = Status::Delivered;
+          res.detail = status_of(o.reply, "2.0.0") + " relayed to " + where + ": " + text;
+        } else {
+          res.status = o.kind == session::RcptOutcome::PermFail ? Status::Failed : Status::Deferred;
+          const char* fb = res.status == Status::Failed ? "5.0.0" : "4.0.0";
+          res.detail = status_of(o.reply, fb) + " " + (o.generated ? "carrier: " : "") + "host " +
+                       where + " said: " + text + " (in reply to " + o.stage + ")";
+        }
+      }
+      job.results.push_back(std::move(res));
+    }
   };
   start_next();
 
@@ -233,8 +279,12 @@ asio::awaitable<bool> SmtpTransport::Impl::attempt(Job& job, const Target& t,
       }
       case session::ClientWant::Message:
         take_outcomes();
-        if (!start_next()) s.quit();
-        break;
+        if (start_next()) break;
+        // Every recipient has its outcome and the connection is healthy: keep it for the next
+        // message to this next hop instead of saying QUIT now.
+        finish_results();
+        park(pool_key, conn);
+        co_return true;
       case session::ClientWant::Close: {
         take_outcomes();
         if (!s.out().empty()) {
@@ -247,34 +297,64 @@ asio::awaitable<bool> SmtpTransport::Impl::attempt(Job& job, const Target& t,
           why = where + " " + s.failure_stage() + ": " + reply_text(s.failure_reply());
           co_return false;
         }
-        // Results for every recipient of the job; those never reached stay temporary.
-        for (std::size_t idx : job.rcpts) {
-          Result res;
-          res.index = idx;
-          auto it = outcomes.find(idx);
-          if (it == outcomes.end()) {
-            res.status = Status::Deferred;
-            res.detail = "4.4.2 " + where + ": connection ended before this recipient was sent";
-          } else {
-            const auto& o = it->second;
-            const std::string text = reply_text(o.reply);
-            if (o.kind == session::RcptOutcome::Delivered) {
-              res.status = Status::Delivered;
-              res.detail = status_of(o.reply, "2.0.0") + " relayed to " + where + ": " + text;
-            } else {
-              res.status = o.kind == session::RcptOutcome::PermFail ? Status::Failed
-                                                                     : Status::Deferred;
-              const char* fb = res.status == Status::Failed ? "5.0.0" : "4.0.0";
-              res.detail = status_of(o.reply, fb) + " " + (o.generated ? "carrier: " : "") +
-                           "host " + where + " said: " + text + " (in reply to " + o.stage + ")";
-            }
-          }
-          job.results.push_back(std::move(res));
-        }
+        finish_results();
         co_return true;
       }
     }
   }
+}
+
+std::shared_ptr<SmtpTransport::Impl::Conn> SmtpTransport::Impl::take_pooled(const std::string& key) {
+  while (true) {
+    auto it = pool.find(key);
+    if (it == pool.end()) return nullptr;
+    auto c = std::move(it->second);
+    pool.erase(it);
+    c->parked = 0;
+    // Still open, and the server has said nothing meanwhile (a 421 or EOF means: gone).
+    char b;
+    ssize_t n = ::recv(c->sock.native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (c->sock.is_open() && n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
+        c->s.want() == session::ClientWant::Message)
+      return c;
+    asio::error_code ec;
+    c->sock.close(ec);
+  }
+}
+
+void SmtpTransport::Impl::park(const std::string& key, std::shared_ptr<Conn> c) {
+  if (stopping || pool.count(key) >= static_cast<std::size_t>(opts.max_per_destination)) {
+    c->s.quit();
+    asio::error_code ec;
+    if (!c->s.out().empty()) c->sock.write_some(asio::buffer(c->s.out()), ec);
+    c->sock.close(ec);
+    return;
+  }
+  c->parked = ++park_gen;
+  pool.emplace(key, c);
+  asio::co_spawn(io, idle_close(key, c, c->parked), asio::detached);
+}
+
+asio::awaitable<void> SmtpTransport::Impl::idle_close(std::string key, std::shared_ptr<Conn> c,
+                                                      std::uint64_t gen) {
+  asio::steady_timer t(io);
+  t.expires_after(kIdle);
+  co_await t.async_wait(use_tuple);
+  if (c->parked != gen) co_return;  // taken (and maybe parked again) meanwhile
+  for (auto it = pool.find(key); it != pool.end() && it->first == key; ++it)
+    if (it->second == c) {
+      pool.erase(it);
+      break;
+    }
+  c->parked = 0;
+  c->s.quit();
+  asio::error_code ec;
+  if (!c->s.out().empty()) {
+    t.expires_after(std::chrono::seconds(5));
+    co_await (asio::async_write(c->sock, asio::buffer(c->s.out()), use_tuple) ||
+              t.async_wait(use_tuple));
+  }
+  c->sock.close(ec);
 }
 
 asio::awaitable<void> SmtpTransport::Impl::run_job(Job* jp, std::promise<void>* done) {
