@@ -123,7 +123,7 @@ bool ReplyParser::line(std::string_view raw) {
   // RFC 5321 4.2: Reply-code = %x32-35 %x30-35 %x30-39; liberal about the second digit.
   if (raw.size() < 3 || raw[0] < '2' || raw[0] > '5' || !is_digit(raw[1]) || !is_digit(raw[2])) {
     fail(raw.size() >= 1 && raw[0] == '1' ? "reply code 1yz is not valid in SMTP"
-                                           : "reply line does not start with a 2xx-5xx code");
+                                          : "reply line does not start with a 2xx-5xx code");
     return false;
   }
   const int code = (raw[0] - '0') * 100 + (raw[1] - '0') * 10 + (raw[2] - '0');
@@ -142,7 +142,7 @@ bool ReplyParser::line(std::string_view raw) {
     }
     text = raw.substr(4);
   }
-  if (std::memchr(text.data(), '\0', text.size()) != nullptr) {
+  if (!text.empty() && std::memchr(text.data(), '\0', text.size()) != nullptr) {
     fail("NUL in reply text");
     return false;
   }
