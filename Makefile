@@ -40,7 +40,9 @@ fuzz: deps
 	./tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
 
 bench: build
+	../shared/bench/setup.sh
 	./bench/accept.sh
+	./bench/relay.sh
 
 clean:
 	rm -rf $(BUILD) build-fuzz
