@@ -168,7 +168,9 @@ asio::awaitable<bool> SmtpTransport::Impl::attempt(Job& job, const Target& t,
     so.set_option(tcp::no_delay(true), ec);
     session::ClientConfig cfg;
     cfg.helo_name = opts.helo_name;
-    cfg.tls = tls;
+    // (issue: TLS) no handshake yet: "may" means plain text, so never start STARTTLS;
+    // "encrypt" still asks for it and fails (the message stays queued).
+    cfg.tls = tls == session::TlsPolicy::May ? session::TlsPolicy::None : tls;
     cfg.timeouts = opts.timeouts;
     conn = std::make_shared<Conn>(std::move(so), std::move(cfg));
   }
@@ -293,7 +295,7 @@ asio::awaitable<bool> SmtpTransport::Impl::attempt(Job& job, const Target& t,
                     timer.async_wait(use_tuple));
         }
         sock.close(ec);
-        if (s.connection_failed() && outcomes.empty()) {
+        if (s.connection_failed()) {  // refused before any transaction: try the next host
           why = where + " " + s.failure_stage() + ": " + reply_text(s.failure_reply());
           co_return false;
         }
