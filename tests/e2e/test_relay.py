@@ -1,0 +1,447 @@
+"""End-to-end: relaying with REAL peers on 127.0.0.0/8 — three carrier instances in a chain
+(A 127.0.0.2 -> B 127.0.0.3 -> C 127.0.0.4, one shared port like port 25 on three hosts), a
+real Unbound serving the test zone, a scripted SMTP peer on 127.0.0.5, and Postfix.
+
+RFC 5321 5.1 (MX, implicit MX, preference order and fallback), 4.4 (Received: prepended by
+every hop, earlier ones untouched, Return-Path only at final delivery), 4.5.4.1 (retry 4xx,
+never drop), 4.2.5 / 6.1 (per-recipient results, no bounce to the null path), 3.6.2 / 7.1
+(relay only for trusted clients); RFC 7505 (null MX); RFC 3464 / RFC 6522 (DSNs: Action,
+Status, Final-Recipient, Diagnostic-Code); RFC 3463 (5.1.10, 5.1.2, 4.4.7); RFC 6152 (BODY=
+8BITMIME passed on).
+"""
+from __future__ import annotations
+
+import re
+import smtplib
+import time
+import uuid
+
+import pytest
+
+from conftest import SERVERS
+from helpers import RawSession, as_stored, wait_for
+from relay_helpers import (Postfix, RelayCarrier, SmtpPeer, Unbound, carrier_sections,
+                           free_port, leading_trace, received_by, received_from)
+
+ZONE = """\
+; the A -> B -> C chain: B finds C through c.test's MX
+c.test. MX 10 mx.c.test.
+mx.c.test. A 127.0.0.4
+; implicit MX: an A record and no MX (RFC 5321 5.1)
+implicit.test. A 127.0.0.4
+; preference order and fallback: nothing listens on 127.0.0.6
+pref.test. MX 20 mx2.pref.test.
+pref.test. MX 10 mx1.pref.test.
+pref.test. MX 30 mx3.pref.test.
+mx1.pref.test. A 127.0.0.6
+mx2.pref.test. A 127.0.0.4
+mx3.pref.test. A 127.0.0.3
+; RFC 7505 null MX
+nullmx.test. MX 0 .
+gone.test. NXDOMAIN
+vanished.test. NXDOMAIN
+; A is the best MX: a loop (RFC 5321 5.1)
+loop.test. MX 10 mx.a.test.
+mx.a.test. A 127.0.0.2
+; A is MX 20: only the more preferred B (MX 10) may be used, never C (MX 30)
+backup.test. MX 10 mx.b.test.
+backup.test. MX 20 mx.a.test.
+backup.test. MX 30 mx.c.test.
+mx.b.test. A 127.0.0.3
+broken.test. SERVFAIL
+"""
+
+A_IP, B_IP, C_IP, PEER_IP, DEAD_IP = "127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6"
+
+
+# --- fixtures ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def unbound(tmp_path_factory):
+    u = Unbound(tmp_path_factory.mktemp("unbound"), ZONE).start()
+    yield u
+    u.stop()
+
+
+class Net:
+    """carrier instances on 127.0.0.x sharing one port (relay.port is that port)."""
+
+    def __init__(self, tmp_path, unbound: Unbound, servers: list):
+        self.tmp_path = tmp_path
+        self.unbound = unbound
+        self.servers = servers
+        self.port = free_port((A_IP, B_IP, C_IP, DEAD_IP))
+
+    def start(self, name: str, ip: str, hostname: str, domains: list[str],
+              mailboxes: list[str], listen: str | None = None, **kw) -> RelayCarrier:
+        sections = carrier_sections(
+            self.tmp_path / f"{name}-var", hostname=hostname,
+            listen=listen or f"{ip}:{self.port}", relay_port=self.port,
+            dns_upstream=self.unbound.upstream, domains=domains, mailboxes=mailboxes, **kw)
+        c = RelayCarrier(self.tmp_path, name, sections, [])
+        self.servers.append(c)
+        try:
+            return c.start()
+        except AssertionError:
+            c.stopped = True  # never ran: the start failure is the test's error
+            raise
+
+    def sender_a(self, **kw) -> RelayCarrier:
+        """A: hosts a.test (demo, postmaster), trusts 127.0.0.0/8."""
+        return self.start("A", A_IP, "mx.a.test", ["a.test"], ["demo", "postmaster"], **kw)
+
+
+@pytest.fixture
+def net(request, tmp_path, unbound):
+    servers: list = []
+    request.node.stash[SERVERS] = servers  # conftest attaches their logs to a failed report
+    yield Net(tmp_path, unbound, servers)
+    problems = []
+    for c in servers:
+        if c.proc is None or c.stopped:
+            continue
+        if c.proc.poll() is not None:
+            problems.append(f"{c.name} died during the test with status {c.proc.returncode}")
+        elif (rc := c.stop()) != 0:
+            problems.append(f"{c.name} exited with status {rc} after SIGTERM (expected 0)")
+    assert not problems, "; ".join(problems)
+
+
+@pytest.fixture
+def peer():
+    p = SmtpPeer(host=PEER_IP)
+    yield p
+    p.stop()
+    assert not p.errors, f"the test peer failed: {p.errors}"
+
+
+def route_to(peer: SmtpPeer, domain: str = "peer.test") -> list[dict]:
+    return [{"domain": domain, "next_hop": f"[{peer.host}]:{peer.port}"}]
+
+
+def message(subject: str, to: str, body: bytes = b"Hello.\r\n", frm: str = "demo@a.test",
+            extra: bytes = b"") -> bytes:
+    return (f"From: <{frm}>\r\nTo: <{to}>\r\nSubject: {subject}\r\n"
+            f"Date: Mon, 23 Nov 2026 18:00:00 +0000\r\n"
+            f"Message-ID: <{uuid.uuid4().hex}@a.test>\r\n").encode() + extra + b"\r\n" + body
+
+
+def submit(c: RelayCarrier, sender: str, rcpts: list[str], msg: bytes,
+           eightbit: bool = False) -> None:
+    with c.smtp(timeout=15) as s:
+        refused = s.sendmail(sender, rcpts, msg,
+                             mail_options=["BODY=8BITMIME"] if eightbit else [])
+        assert not refused, refused
+
+
+def relayed_content(data: bytes, by: str) -> bytes:
+    """A message as a peer received it: the relaying carrier's one Received: field (by `by`),
+    then the original bytes. Returns those original bytes."""
+    fields, rest = leading_trace(data)
+    assert [n.lower() for n, _ in fields] == ["received"], (
+        f"expected exactly one prepended Received: (RFC 5321 4.4), got {fields}")
+    assert received_by(fields[0][1]) == by, fields
+    return rest
+
+
+def xtext_decode(s: str) -> str:
+    """RFC 3461 4: "+XX" is the octet with hex value XX."""
+    return re.sub(r"\+([0-9A-F]{2})", lambda m: chr(int(m.group(1), 16)), s)
+
+
+# --- 1. A -> B -> C --------------------------------------------------------------------------
+
+def test_chain_of_three_prepends_one_received_per_hop(net):
+    """RFC 5321 4.4: each of A (route to B), B (MX of c.test -> C) and C (final delivery)
+    prepends exactly one Received: whose "by" is its own name and "from" the previous hop's
+    EHLO name (4.1.1.1); nothing else of the message changes (dot-stuffed lines and 8-bit text
+    included, RFC 5321 4.5.2, RFC 6152); Return-Path: is added only at final delivery."""
+    port = net.port
+    a = net.sender_a(routes=[{"domain": "c.test", "next_hop": f"[{B_IP}]:{port}"}])
+    b = net.start("B", B_IP, "mx.b.test", ["b.test"], ["postmaster"])
+    c = net.start("C", C_IP, "mx.c.test", ["c.test"], ["user", "postmaster"])
+    body = (b"First line.\r\n.leading dot\r\n..two dots\r\n.\r\n"
+            + "Grüße aus A\r\n".encode() + b"last line\r\n")
+    msg = message("three hops", "user@c.test", body)
+    submit(a, "demo@a.test", ["user@c.test"], msg, eightbit=True)
+
+    [data] = c.wait_messages("user", 1, timeout=20)
+    fields, rest = leading_trace(data)
+    names = [n for n, _ in fields]
+    assert names == ["Return-Path", "Delivered-To", "Received", "Received", "Received"], (
+        f"expected Return-Path, Delivered-To and one Received: per hop (C, B, A), got {names}")
+    assert fields[0][1] == "<demo@a.test>"
+    assert fields[1][1] == "user@c.test"
+    received = [v for n, v in fields if n == "Received"]
+    assert [received_by(v) for v in received] == ["mx.c.test", "mx.b.test", "mx.a.test"], received
+    assert [received_from(v) for v in received] == ["mx.b.test", "mx.a.test", "client.example"], (
+        "each hop's Received: names the previous hop's EHLO name (its host name)")
+    for v in received:
+        assert "for <user@c.test>" in v, v
+    ids = [re.search(r"\bid (\S+)", v).group(1) for v in received]
+    assert len(set(ids)) == 3, f"three different queue ids expected: {ids}"
+    assert rest == as_stored(msg), "the message changed on the way (beyond the trace fields)"
+    for hop in (a, b):
+        hop.wait_queue_empty(timeout=10)
+        assert hop.all_messages() == {}, f"{hop.name} kept a copy or got a bounce"
+
+
+# --- 2. MX resolution through Unbound ------------------------------------------------------------
+
+def test_mx_preference_order_and_fallback(net):
+    """RFC 5321 5.1: MX hosts are tried in order of preference; an unreachable one (10, nothing
+    listens) is skipped for the next (20 -> C), and the less preferred (30 -> B) is not used."""
+    a = net.sender_a()
+    b = net.start("B", B_IP, "mx.b.test", ["pref.test"], ["user"])
+    c = net.start("C", C_IP, "mx.c.test", ["pref.test"], ["user"])
+    msg = message("preference", "user@pref.test")
+    submit(a, "demo@a.test", ["user@pref.test"], msg)
+    [data] = c.wait_messages("user", 1, timeout=20)
+    _, rest = leading_trace(data)
+    assert rest == as_stored(msg)
+    a.wait_queue_empty(timeout=10)
+    time.sleep(0.5)
+    assert b.all_messages() == {}, "the MX of preference 30 got the message"
+
+
+def test_implicit_mx_a_record_only(net):
+    """RFC 5321 5.1: a domain without MX records but with an A record is its own mail host."""
+    a = net.sender_a()
+    c = net.start("C", C_IP, "mx.c.test", ["implicit.test"], ["user"])
+    msg = message("implicit", "user@implicit.test")
+    submit(a, "demo@a.test", ["user@implicit.test"], msg)
+    [data] = c.wait_messages("user", 1, timeout=20)
+    assert leading_trace(data)[1] == as_stored(msg)
+    a.wait_queue_empty(timeout=10)
+
+
+def test_less_preferred_mx_than_myself_is_never_used(net):
+    """RFC 5321 5.1: when the client is itself an MX (20) of the domain, it must discard every
+    MX of preference 20 or more: with the better MX (10, B) down the message waits, and the
+    worse MX (30, C) never gets it; once B is up it is delivered there."""
+    a = net.sender_a()
+    c = net.start("C", C_IP, "mx.c.test", ["backup.test"], ["user"])
+    msg = message("backup", "user@backup.test")
+    submit(a, "demo@a.test", ["user@backup.test"], msg)
+    time.sleep(3.0)  # several attempts at B (refused) with retry_initial 1s
+    assert len(a.queue_files()) == 1, "the message left the queue while the best MX was down"
+    assert c.all_messages() == {} and a.all_messages() == {}
+    b = net.start("B", B_IP, "mx.b.test", ["backup.test"], ["user"])
+    [data] = b.wait_messages("user", 1, timeout=15)
+    assert leading_trace(data)[1] == as_stored(msg)
+    a.wait_queue_empty(timeout=10)
+    assert c.all_messages() == {}
+
+
+def test_routes_wildcards_and_smarthost(net, peer):
+    """[[route]] first match wins over the smarthost: "*.sub.test" takes every subdomain of
+    sub.test (to C) but not sub.test itself, which like every other relayed domain goes to the
+    smarthost (the peer) without any MX lookup."""
+    peer.start()
+    a = net.sender_a(routes=[{"domain": "*.sub.test", "next_hop": f"[{C_IP}]:{net.port}"}],
+                     relay={"smarthost": f"[{peer.host}]:{peer.port}"})
+    c = net.start("C", C_IP, "mx.c.test", ["deep.sub.test"], ["user"])
+    rcpts = ["user@deep.sub.test", "x@sub.test", "y@nullmx.test"]
+    msg = message("routes", "user@deep.sub.test")
+    submit(a, "demo@a.test", rcpts, msg)
+    [data] = c.wait_messages("user", 1, timeout=15)
+    assert leading_trace(data)[1] == as_stored(msg)
+    wait_for(lambda: sorted(r for t in peer.delivered() for r in t.accepted)
+             == ["x@sub.test", "y@nullmx.test"], timeout=15,
+             what="x@sub.test and y@nullmx.test at the smarthost")
+    a.wait_queue_empty(timeout=10)
+    assert a.all_messages() == {}, "the smarthost route must not look at the null MX"
+    assert "sub.test. MX" not in net.unbound.log()
+
+
+@pytest.mark.parametrize("peer_has_dsn", [True, False])
+def test_dsn_parameters_relayed(net, peer, peer_has_dsn):
+    """RFC 3461 5.2.1 (and 4.1-4.4): relaying to a server that offers DSN passes NOTIFY,
+    ORCPT, RET and ENVID on unchanged; to a server that does not offer DSN none of them is
+    sent (RFC 5321 2.2.1: no extension the server did not announce)."""
+    if peer_has_dsn:
+        peer.keywords = peer.keywords + ("DSN",)
+    peer.start()
+    a = net.sender_a(routes=route_to(peer))
+    with RawSession(a.host, a.port) as s:
+        s.start()
+        s.cmd("MAIL FROM:<demo@a.test> RET=HDRS ENVID=env+2D42", 250)
+        s.cmd("RCPT TO:<x@peer.test> NOTIFY=FAILURE,DELAY ORCPT=rfc822;orig+2Bx@peer.test", 250)
+        s.cmd("DATA", 354)
+        s.send_raw(message("dsn params", "x@peer.test") + b".\r\n")
+        s.expect(250)
+        s.cmd("QUIT", 221)
+    [t] = peer.wait_delivered(1, timeout=15)
+    mail = {p.split("=", 1)[0].upper(): p.split("=", 1)[1] for p in t.mail_params if "=" in p}
+    rcpt = {p.split("=", 1)[0].upper(): p.split("=", 1)[1]
+            for p in t.rcpt_params["x@peer.test"] if "=" in p}
+    if peer_has_dsn:
+        # xtext (RFC 3461 4) may be re-encoded: compare the decoded values
+        assert mail.get("RET", "").upper() == "HDRS", mail
+        assert xtext_decode(mail.get("ENVID", "")) == "env-42", mail
+        assert rcpt.get("NOTIFY", "").upper() == "FAILURE,DELAY", rcpt
+        addr_type, _, orcpt = rcpt.get("ORCPT", "").partition(";")
+        assert addr_type.lower() == "rfc822" and xtext_decode(orcpt) == "orig+x@peer.test", rcpt
+    else:
+        assert not {"RET", "ENVID"} & mail.keys(), t.mail_params
+        assert not {"NOTIFY", "ORCPT"} & rcpt.keys(), t.rcpt_params
+    a.wait_queue_empty(timeout=10)
+
+
+def test_servfail_is_deferred_not_bounced(net):
+    """RFC 5321 4.5.4.1 and 5.1: a temporary DNS failure (SERVFAIL) keeps the message queued and
+    retried; no bounce comes back within a few retry intervals."""
+    a = net.sender_a()
+    submit(a, "demo@a.test", ["user@broken.test"], message("servfail", "user@broken.test"))
+    wait_for(lambda: "broken.test. MX" in net.unbound.log(), timeout=10,
+             what="carrier's MX query for broken.test at Unbound")
+    time.sleep(3.5)  # retry_initial 1s, retry_max 2s: at least two more attempts
+    assert len(a.queue_files()) == 1, "the message left the queue after a temporary DNS failure"
+    assert a.all_messages() == {}, "a bounce for a temporary failure"
+
+
+def test_relay_denied_to_untrusted_client(net):
+    """RFC 5321 3.6.2 and 7.1: with relaying configured, a client outside trusted_networks still
+    cannot relay (554 5.7.1) but may send to local users; a trusted client may relay."""
+    a = net.sender_a(trusted=["127.0.0.1/32"])
+    with RawSession(a.host, a.port, source="127.0.0.9") as s:
+        s.start()
+        s.cmd("MAIL FROM:<someone@elsewhere.test>", 250)
+        s.cmd("RCPT TO:<user@c.test>", 554, "5.7.1")
+        s.cmd("RCPT TO:<demo@a.test>", 250)
+        s.cmd("RSET", 250)
+    with RawSession(a.host, a.port, source="127.0.0.1") as s:
+        s.start()
+        s.cmd("MAIL FROM:<demo@a.test>", 250)
+        s.cmd("RCPT TO:<user@c.test>", 250)
+        s.cmd("RSET", 250)
+    assert a.queue_files() == []
+
+
+# --- 3. a scripted SMTP peer --------------------------------------------------------------------
+
+def test_peer_4xx_then_accepted_after_retry(net, peer):
+    """RFC 5321 4.5.4.1: a 451 to RCPT defers the recipient; the retry (retry_initial 1s)
+    delivers it once. The peer gets the original reverse path, BODY=8BITMIME passed on
+    (RFC 6152 3), and the message with one Received: prepended."""
+    peer.rcpt_reply = lambda n, addr: ("451 4.7.1 greylisted, come back later"
+                                       if n == 1 else "250 2.1.5 OK")
+    peer.start()
+    a = net.sender_a(routes=route_to(peer))
+    msg = message("greylisted", "x@peer.test", "8-bit: ünïcödé\r\n".encode())
+    submit(a, "demo@a.test", ["x@peer.test"], msg, eightbit=True)
+    [t] = peer.wait_delivered(1, timeout=15)
+    a.wait_queue_empty(timeout=10)
+    txns = peer.snapshot()
+    assert txns[0].rcpts == [("x@peer.test", 451)] and txns[0].data is None, txns[0]
+    assert t.mail_from == "demo@a.test" and t.accepted == ["x@peer.test"]
+    assert "BODY=8BITMIME" in [p.upper() for p in t.mail_params], t.mail_params
+    assert t.helo == "mx.a.test"
+    assert relayed_content(t.data, "mx.a.test") == msg
+    assert len(peer.delivered()) == 1
+    assert a.all_messages() == {}, "a DSN for a recipient that was delivered"
+
+
+def test_peer_down_then_up(net, peer):
+    """RFC 5321 4.5.4.1: connection refused is temporary; once the peer listens the message
+    is delivered, exactly once."""
+    a = net.sender_a(routes=route_to(peer))
+    msg = message("patience", "x@peer.test")
+    submit(a, "demo@a.test", ["x@peer.test"], msg)
+    time.sleep(2.5)  # at least one refused attempt (retry_initial 1s)
+    assert len(a.queue_files()) == 1, "the message left the queue while the peer was down"
+    assert a.all_messages() == {}
+    peer.start()
+    [t] = peer.wait_delivered(1, timeout=15)
+    assert relayed_content(t.data, "mx.a.test") == msg
+    a.wait_queue_empty(timeout=10)
+    time.sleep(0.5)
+    assert len(peer.delivered()) == 1 and a.all_messages() == {}
+
+
+def test_peer_drops_connection_mid_data(net, peer):
+    """RFC 5321 4.1.1.4 / 4.5.4.1: a connection lost during DATA is no delivery; the message
+    stays queued and is sent whole on the next attempt."""
+    peer.drop_in_data = lambda n: n == 1
+    peer.start()
+    a = net.sender_a(routes=route_to(peer))
+    body = b"".join(b"line %06d of a message long enough to be cut in flight\r\n" % i
+                    for i in range(8000))  # ~500 KB
+    msg = message("cut", "x@peer.test", body)
+    submit(a, "demo@a.test", ["x@peer.test"], msg)
+    [t] = peer.wait_delivered(1, timeout=20)
+    assert peer.snapshot()[0].dropped
+    assert t.conn >= 2, "delivered on the connection that was dropped?"
+    assert relayed_content(t.data, "mx.a.test") == msg
+    a.wait_queue_empty(timeout=10)
+    assert a.all_messages() == {}
+
+
+# --- 5. expiry, delay notices, bounce loops ------------------------------------------------------
+
+def test_null_sender_failure_is_not_bounced(net, peer):
+    """RFC 5321 4.5.5 / 6.1: a message with the null reverse path (itself a DSN) that fails is
+    never answered with another DSN."""
+    peer.rcpt_reply = lambda n, addr: "550 5.1.1 no such user"
+    peer.start()
+    a = net.sender_a(routes=route_to(peer))
+    submit(a, "", ["nobody@peer.test"], message("a bounce", "nobody@peer.test", frm="MAILER-DAEMON@x.test"))
+    wait_for(lambda: len(peer.snapshot()) >= 1, timeout=15, what="the attempt at the peer")
+    a.wait_queue_empty(timeout=10)
+    time.sleep(1.0)
+    assert a.all_messages() == {}
+    assert [t.mail_from for t in peer.snapshot()] == [""]
+
+
+# --- 4. Postfix on both sides -----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def postfix():
+    pf = Postfix().start()
+    yield pf
+    pf.stop()
+
+
+def test_postfix_delivers_into_carrier(net, postfix):
+    """Postfix's SMTP client -> carrier (RFC 5321 as spoken by Postfix 3.7: EHLO, PIPELINING,
+    and BDAT if offered): the message lands in carrier's Maildir unchanged, below carrier's and
+    Postfix's Received: fields."""
+    b = net.start("B", "127.0.0.1", "mx.b.test", ["far.test"], ["user"],
+                  listen=f"127.0.0.1:{postfix.sink_port}")
+    msg = message("via postfix", "user@far.test", frm="sender@pf.test")
+    with smtplib.SMTP("127.0.0.1", postfix.port, local_hostname="client.example",
+                      timeout=15) as s:
+        assert not s.sendmail("sender@pf.test", ["user@far.test"], msg)
+    [data] = b.wait_messages("user", 1, timeout=20)
+    fields, rest = leading_trace(data)
+    assert [n for n, _ in fields] == ["Return-Path", "Delivered-To", "Received", "Received"], fields
+    assert fields[0][1] == "<sender@pf.test>"
+    assert received_by(fields[2][1]) == "mx.b.test"
+    assert received_from(fields[2][1]) == "postfix.bench.invalid"
+    assert received_by(fields[3][1]) == "postfix.bench.invalid"
+    assert rest == as_stored(msg)
+
+
+def test_carrier_relays_through_postfix(net, postfix):
+    """carrier's SMTP client -> Postfix's smtpd -> carrier: A routes far.test to Postfix, which
+    relays to B. B's copy shows three Received: fields (B, Postfix, A) over the unchanged
+    message, and Postfix logged status=sent."""
+    a = net.sender_a(routes=[{"domain": "far.test",
+                              "next_hop": f"[127.0.0.1]:{postfix.port}"}])
+    b = net.start("B", "127.0.0.1", "mx.b.test", ["far.test"], ["user"],
+                  listen=f"127.0.0.1:{postfix.sink_port}")
+    body = b".dot line\r\n" + "8-bit: façade\r\n".encode()
+    msg = message("through postfix", "user@far.test", body)
+    submit(a, "demo@a.test", ["user@far.test"], msg, eightbit=True)
+    [data] = b.wait_messages("user", 1, timeout=20)
+    fields, rest = leading_trace(data)
+    names = [n for n, _ in fields]
+    assert names == ["Return-Path", "Delivered-To", "Received", "Received", "Received"], fields
+    assert fields[0][1] == "<demo@a.test>"
+    received = [v for n, v in fields if n == "Received"]
+    assert [received_by(v) for v in received] == [
+        "mx.b.test", "postfix.bench.invalid", "mx.a.test"], received
+    assert received_from(received[1]) == "mx.a.test", "carrier's EHLO name as Postfix saw it"
+    assert rest == as_stored(msg)
+    a.wait_queue_empty(timeout=10)
+    wait_for(lambda: "status=sent" in postfix.maillog(), timeout=10, what="status=sent")
