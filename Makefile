@@ -18,7 +18,9 @@ build: deps $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j $(JOBS)
 
 # Runs carrier on its built-in default configuration (SMTP on 127.0.0.1:2525, data in ./var).
-run: build
+# Builds only the server (the tests are built by `make test`).
+run: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS) --target carrier
 	$(BUILD)/carrier serve
 
 unit: build
