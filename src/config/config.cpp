@@ -361,6 +361,12 @@ void Loader::server(const toml::table& t) {
         c_.retry_max = *d;
         retry_max_node_ = &v;
       }
+    } else if (key == "max_queue_lifetime") {
+      if (auto d = get_duration(v, ctx, 1s, 24h * 365)) c_.max_queue_lifetime = *d;
+    } else if (key == "delay_warning") {
+      if (auto d = get_duration(v, ctx, 0s, 24h * 365)) c_.delay_warning = *d;
+    } else if (key == "max_bounces_per_minute") {
+      if (auto i = get_int(v, ctx, 1, 100000)) c_.max_bounces_per_minute = static_cast<int>(*i);
     } else {
       unknown_key(k, sec);
     }

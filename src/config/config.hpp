@@ -57,8 +57,11 @@ struct Config {
   std::string bare_newline = "reject";    // "reject" | "normalize" (see proto/data.hpp)
   std::string sync_mode = "file";         // "file" | "filesystem" (see spool/spool.hpp SyncMode)
   int delivery_threads = 4;
-  std::chrono::seconds retry_initial{60};  // local delivery temp-failure retry (doubles)
+  std::chrono::seconds retry_initial{300};  // delivery temp-failure retry (doubles)
   std::chrono::seconds retry_max{3600};
+  std::chrono::seconds max_queue_lifetime{5 * 24 * 3600};  // then bounced (4.4.7)
+  std::chrono::seconds delay_warning{4 * 3600};  // one delay DSN after this; 0: none
+  int max_bounces_per_minute = 60;               // DSNs generated per minute at most
   std::vector<Listener> listeners;        // [[listener]]; default one on 127.0.0.1:2525
   Limits limits;                          // [limits]
 

@@ -2,12 +2,17 @@
 // from a run queue, deliver the recipients still without a final result, record the results
 // in the spool (state/ID) and remove the message when every recipient is done. Deferred
 // messages go to a time-ordered schedule (exponential backoff with ±10 % jitter, by the
-// injected clock) that a scheduler thread drains. Log lines: "<ID>: key=value ...".
-// No untrusted input beyond what the spool already vetted.
+// injected clock) that a scheduler thread drains. After each attempt: expiry (RFC 3463 4.4.7),
+// then one failure DSN for the recipients that failed (RFC 3464, RFC 3461 4.1 NOTIFY,
+// RFC 5321 6.1 null sender), then at most one delay DSN per message; each DSN is a new spool
+// message submitted to this queue. Log lines: "<ID>: key=value ...".
+// No untrusted input beyond what the spool already vetted (detail texts that hold a remote
+// reply go to the DSN builder, which sanitises them).
 #include "queue/delivery.hpp"
 
 #include <algorithm>
 #include <cerrno>
+#include <exception>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -32,6 +37,7 @@ const char* status_word(Status s) {
 // One recipient's outcome of this attempt, logged after the queue state was updated (the
 // deferral line carries the retry time).
 struct Line {
+  std::size_t index;      // envelope recipient
   std::string to;         // "to=<a@b>" (+ " orig_to=<...>")
   const char* relay;      // transport name
   Status status;
@@ -44,6 +50,35 @@ std::string who(const proto::EnvelopeRecipient& r) {
   return s;
 }
 
+std::int64_t unix_ms(std::chrono::system_clock::time_point t) {
+  return duration_cast<milliseconds>(t.time_since_epoch()).count();
+}
+
+// The state event that marks a message whose delay notice was considered.
+constexpr std::string_view kDelayEvent = "delay-notice";
+
+bool has_event(const std::vector<std::string>& events, std::string_view name) {
+  return std::any_of(events.begin(), events.end(), [&](const std::string& e) {
+    return e.compare(0, name.size(), name) == 0 && (e.size() == name.size() || e[name.size()] == ' ');
+  });
+}
+
+}  // namespace
+
+struct Delivery::Note {
+  spdlog::level::level_enum level;
+  std::string text;
+};
+
+struct Delivery::Notice {
+  proto::DsnAction action = proto::DsnAction::Failed;
+  std::vector<std::pair<std::size_t, std::string>> rcpts;  // envelope index, detail text
+  std::int64_t received_ms = 0;
+  TimePoint now{};
+};
+
+namespace {
+
 // What one attempt at a message came to.
 struct Outcome {
   enum Kind { Done, Retry, Wait, Forget } kind = Retry;
@@ -51,12 +86,18 @@ struct Outcome {
   std::vector<std::string> relay_waiting;  // addresses waiting for a relay transport
   std::string problem;                      // load failure text (Retry/Forget without lines)
   double delay = 0;                         // seconds since the message was received
+  bool delay_noticed = false;               // the delay notice was considered now
+  std::vector<std::string> notices;         // ids of DSNs written, to submit
 };
 
 }  // namespace
 
 Delivery::Delivery(spool::Spool& spool, transport::Transport& local, Options opts)
-    : spool_(spool), local_(local), opts_(opts), rng_(std::random_device{}()) {
+    : spool_(spool),
+      local_(local),
+      opts_(std::move(opts)),
+      rng_(std::random_device{}()),
+      notice_limit_(opts_.max_bounces_per_minute) {
   if (!opts_.clock) opts_.clock = &SystemClock::instance();
   if (opts_.threads < 1) opts_.threads = 1;
 }
@@ -197,8 +238,107 @@ void Delivery::worker_loop() {
   }
 }
 
+std::optional<std::string> Delivery::send_notice(const spool::Stored& msg, const Notice& n,
+                                                 std::vector<Note>& notes) {
+  using proto::DsnAction;
+  const std::string& id = msg.id;
+  const proto::Envelope& env = msg.envelope;
+  const char* what = n.action == DsnAction::Failed ? "non-delivery notification"
+                                                   : "delay notification";
+  const std::string sender = env.sender.str();
+
+  std::vector<proto::EnvelopeRecipient> to;
+  if (opts_.classify) {
+    try {
+      to = opts_.classify(env.sender);
+    } catch (const std::exception& e) {
+      to.clear();
+      notes.push_back({spdlog::level::err, fmt::format("{}: classify <{}> threw: {}", id, sender,
+                                                       e.what())});
+    }
+  } else {
+    proto::EnvelopeRecipient r;
+    r.address = env.sender;
+    r.original = env.sender;
+    r.route = proto::RcptRoute::Relay;
+    to.push_back(std::move(r));
+  }
+  if (to.empty()) {
+    notes.push_back({spdlog::level::warn,
+                     fmt::format("{}: no sender {}: <{}> cannot receive mail", id, what, sender)});
+    return std::nullopt;
+  }
+
+  std::string seed;
+  {
+    std::lock_guard lk(mu_);
+    if (!notice_limit_.take(n.now)) {
+      notes.push_back({spdlog::level::warn,
+                       fmt::format("{}: no sender {} to <{}>: limit of {} notices per minute "
+                                   "reached",
+                                   id, what, sender, opts_.max_bounces_per_minute)});
+      return std::nullopt;
+    }
+    seed = fmt::format("{:016x}{:016x}", rng_(), rng_());  // unpredictable boundary
+  }
+
+  proto::DsnInput in;
+  in.reporting_mta = opts_.hostname;
+  in.envid = env.params.envid;
+  in.ret = env.params.ret;
+  in.original_smtputf8 = env.params.smtputf8;
+  in.original_body = env.params.body;
+  in.sender = env.sender;
+  in.arrival_ms = n.received_ms;
+  in.queue_id = id;
+  in.now = n.now;
+  in.boundary_seed = std::move(seed);
+  const std::int64_t now_ms = unix_ms(n.now);
+  for (const auto& [idx, detail] : n.rcpts) {
+    const proto::EnvelopeRecipient& rc = env.recipients[idx];
+    proto::DsnRecipient dr;
+    dr.final_recipient = rc.address;
+    dr.orcpt_type = rc.orcpt_type;
+    dr.orcpt = rc.orcpt;
+    dr.action = n.action;
+    // RFC 3463: the class must fit the action (a delay is 4.x.x; a failure 5.x.x, or 4.x.x
+    // for a transient error that lasted too long).
+    std::string st = leading_status(detail);
+    if (n.action == DsnAction::Delayed) {
+      if (st.empty() || st[0] != '4') st = "4.0.0";
+    } else if (st.empty() || st[0] == '2') {
+      st = "5.0.0";
+    }
+    dr.status = std::move(st);
+    Diagnostic diag = split_diagnostic(detail);
+    dr.remote_mta = std::move(diag.remote_mta);
+    dr.diagnostic_type = std::move(diag.type);
+    dr.diagnostic = std::move(diag.text);
+    dr.last_attempt_ms = now_ms;
+    if (n.action == DsnAction::Delayed && opts_.max_lifetime > seconds(0))
+      dr.will_retry_until_ms =
+          n.received_ms + duration_cast<milliseconds>(opts_.max_lifetime).count();
+    in.recipients.push_back(std::move(dr));
+  }
+
+  auto written = write_dsn(spool_, msg, in, std::move(to));
+  if (!written) {
+    notes.push_back({spdlog::level::err, fmt::format("{}: cannot create the sender {}: {}", id,
+                                                     what, written.error().message)});
+    return std::nullopt;
+  }
+  notes.push_back({spdlog::level::info, fmt::format("{}: sender {}: {}", id, what, *written)});
+  return std::move(written.value());
+}
+
 void Delivery::process(const std::string& id) {
   Outcome out;
+  std::vector<Note> notes;
+  bool delay_noticed = false;
+  {
+    std::lock_guard lk(mu_);
+    if (auto it = entries_.find(id); it != entries_.end()) delay_noticed = it->second.delay_noticed;
+  }
   try {
     auto loaded = spool_.load(id);
     if (!loaded) {
@@ -239,7 +379,7 @@ void Delivery::process(const std::string& id) {
           results.clear();
           spdlog::error("{}: transport {} threw: {}", id, tr.name(), e.what());
         }
-        auto now_ms = duration_cast<milliseconds>(opts_.clock->now().time_since_epoch()).count();
+        auto now_ms = unix_ms(opts_.clock->now());
         out.delay = static_cast<double>(std::max<std::int64_t>(0, now_ms - received_ms)) / 1000.0;
         for (std::size_t idx : which) {
           auto r = std::find_if(results.begin(), results.end(),
@@ -255,7 +395,7 @@ void Delivery::process(const std::string& id) {
           }
           if (rr.status == Status::Deferred) any_deferred = true;
           else done[idx] = true;
-          out.lines.push_back(Line{who(rcpts[idx]), tr.name(), rr.status, rr.detail});
+          out.lines.push_back(Line{idx, who(rcpts[idx]), tr.name(), rr.status, rr.detail});
           records.push_back(std::move(rr));
         }
       };
@@ -264,14 +404,7 @@ void Delivery::process(const std::string& id) {
       else
         for (std::size_t idx : relay) out.relay_waiting.push_back("<" + rcpts[idx].address.str() + ">");
 
-      const bool all_done = std::all_of(done.begin(), done.end(), [](bool b) { return b; });
-      // The state file matters only while the message stays in the spool (a restart must not
-      // repeat finished recipients). A message finished now is removed at once: the log lines
-      // are its record, and the file write would be created and unlinked for nothing.
-      if (!records.empty() && !all_done)
-        if (auto r = spool_.record(id, records, false); !r)
-          spdlog::warn("{}: cannot record results: {}", id, r.error().message);
-
+      bool all_done = std::all_of(done.begin(), done.end(), [](bool b) { return b; });
       if (all_done) {
         out.kind = Outcome::Done;
       } else if (any_deferred) {
@@ -279,6 +412,95 @@ void Delivery::process(const std::string& id) {
       } else {
         out.kind = Outcome::Wait;  // only relay recipients are left
       }
+
+      const TimePoint now = opts_.clock->now();
+      const auto age = seconds(std::max<std::int64_t>(0, unix_ms(now) - received_ms) / 1000);
+
+      // Expiry: a retry would be scheduled, but the message is too old. Every recipient still
+      // open fails with 4.4.7 and its last error (RFC 3463 4.4.7); the message is finished.
+      if (out.kind == Outcome::Retry && opts_.max_lifetime > seconds(0) &&
+          age > opts_.max_lifetime) {
+        for (std::size_t i = 0; i < rcpts.size(); ++i) {
+          if (done[i]) continue;
+          auto rec = std::find_if(records.begin(), records.end(),
+                                  [&](const spool::RecipientResult& x) { return x.index == i; });
+          const std::string detail =
+              expiry_detail(age, rec != records.end() ? std::string_view(rec->detail)
+                                                      : "no relay transport to deliver it");
+          if (rec != records.end()) {
+            rec->status = Status::Failed;
+            rec->detail = detail;
+          } else {
+            records.push_back(spool::RecipientResult{i, Status::Failed, detail});
+          }
+          auto line = std::find_if(out.lines.begin(), out.lines.end(),
+                                   [&](const Line& l) { return l.index == i; });
+          if (line != out.lines.end()) {
+            line->status = Status::Failed;
+            line->detail = detail;
+          } else {
+            out.lines.push_back(Line{i, who(rcpts[i]), "none", Status::Failed, detail});
+          }
+          done[i] = true;
+        }
+        out.relay_waiting.clear();
+        out.delay = static_cast<double>(std::max<std::int64_t>(0, unix_ms(now) - received_ms)) /
+                    1000.0;
+        out.kind = Outcome::Done;
+        all_done = true;
+      }
+
+      // One failure notice for every recipient that failed in this attempt.
+      bool notified = false;  // a notice was written: record the results even when done
+      const bool null_sender = msg.envelope.sender.empty();
+      Notice failure{proto::DsnAction::Failed, {}, received_ms, now};
+      for (const auto& rr : records) {
+        if (rr.status != Status::Failed) continue;
+        const auto& rc = rcpts[rr.index];
+        if (null_sender)
+          notes.push_back({spdlog::level::info,
+                           fmt::format("{}: {} status=failed; no bounce: null sender", id,
+                                       who(rc))});
+        else if (!wants_failure_notice(rc.notify))
+          notes.push_back({spdlog::level::info,
+                           fmt::format("{}: {} status=failed; no bounce: NOTIFY excludes FAILURE",
+                                       id, who(rc))});
+        else
+          failure.rcpts.emplace_back(rr.index, rr.detail);
+      }
+      if (!failure.rcpts.empty())
+        if (auto dsn = send_notice(msg, failure, notes)) {
+          out.notices.push_back(std::move(*dsn));
+          notified = true;
+        }
+
+      // One delay notice per message, when it is rescheduled after delay_warning.
+      if (out.kind == Outcome::Retry && !null_sender && opts_.delay_warning > seconds(0) &&
+          age > opts_.delay_warning && !delay_noticed && !has_event(msg.events, kDelayEvent)) {
+        out.delay_noticed = true;
+        Notice delay{proto::DsnAction::Delayed, {}, received_ms, now};
+        for (const auto& rr : records)
+          if (rr.status == Status::Deferred && wants_delay_notice(rcpts[rr.index].notify))
+            delay.rcpts.emplace_back(rr.index, rr.detail);
+        if (!delay.rcpts.empty()) {
+          auto dsn = send_notice(msg, delay, notes);
+          // Considered once, sent or not (a skipped warning is not worth a second try).
+          std::string event(kDelayEvent);
+          event += ' ';
+          event += dsn ? *dsn : std::string("skipped");
+          if (auto r = spool_.record_event(id, event); !r)
+            spdlog::warn("{}: cannot record the delay notice: {}", id, r.error().message);
+          if (dsn) out.notices.push_back(std::move(*dsn));
+        }
+      }
+
+      // The state file matters only while the message stays in the spool (a restart must not
+      // repeat finished recipients). A message finished now is removed at once: the log lines
+      // are its record, and the file write would be created and unlinked for nothing — unless
+      // a notice was written (a crash before the removal must not send it twice).
+      if (!records.empty() && (!all_done || notified))
+        if (auto r = spool_.record(id, records, false); !r)
+          spdlog::warn("{}: cannot record results: {}", id, r.error().message);
     }
   } catch (const std::exception& e) {
     out = Outcome{};
@@ -306,6 +528,7 @@ void Delivery::process(const std::string& id) {
     auto it = entries_.find(id);
     if (it != entries_.end()) {
       Entry& e = it->second;
+      if (out.delay_noticed) e.delay_noticed = true;
       switch (out.kind) {
         case Outcome::Done:
         case Outcome::Forget:
@@ -343,6 +566,7 @@ void Delivery::process(const std::string& id) {
       spdlog::info("{}", line);
     }
   }
+  for (const auto& n : notes) spdlog::log(n.level, "{}", n.text);
   if (log_relay) {
     std::string list;
     for (const auto& a : out.relay_waiting) list += (list.empty() ? "" : ", ") + a;
@@ -355,6 +579,7 @@ void Delivery::process(const std::string& id) {
       spdlog::warn("{}: {}; dropped from the queue", id, out.problem);
   }
   if (removed) spdlog::info("{}: removed", id);
+  for (auto& dsn : out.notices) submit(std::move(dsn));
 }
 
 }  // namespace carrier::queue

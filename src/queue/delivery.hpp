@@ -5,12 +5,24 @@
 // result. Temporary failures are retried with exponential backoff (±10 % jitter) on an
 // injectable clock. A message is at any time in exactly one of: queued, in progress,
 // scheduled for retry, waiting for a relay — never delivered twice concurrently.
-// No untrusted input beyond what the spool already vetted.
+// Notices to the sender (RFC 3464 DSNs, built by proto/dsn, written into the spool as new
+// messages with the null reverse-path and delivered through this same queue):
+//   - failure: the recipients that failed permanently in one attempt at a message, together,
+//     in one DSN — unless the sender is <> (RFC 5321 6.1: never bounce a bounce) or the
+//     recipient's NOTIFY excludes FAILURE (RFC 3461 4.1; no NOTIFY = report failures);
+//   - expiry: a message older than max_lifetime when a retry would be scheduled: its
+//     remaining recipients fail with 4.4.7 (RFC 3463) and are reported as above;
+//   - delay: once per message, when a retry is scheduled and the message is older than
+//     delay_warning, for the deferred recipients whose NOTIFY names DELAY or is absent;
+//   - at most max_bounces_per_minute notices in total (token bucket; backscatter defence).
+// No untrusted input beyond what the spool already vetted (a transport's detail text may hold
+// a remote reply: it is passed to the DSN builder, which sanitises it).
 #pragma once
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -23,16 +35,35 @@
 #include <vector>
 
 #include "base/clock.hpp"
+#include "queue/bounce.hpp"
 #include "spool/spool.hpp"
 #include "transport/transport.hpp"
 
 namespace carrier::queue {
+
+// Where a notice to `sender` goes: the envelope recipients of the DSN (a local address may be
+// an alias of several mailboxes; a remote one is one Relay recipient). Empty: nobody can
+// receive it (e.g. an unknown local user); the notice is dropped and logged.
+using ClassifyFn = std::function<std::vector<proto::EnvelopeRecipient>(const proto::Mailbox& sender)>;
 
 struct Options {
   int threads = 4;
   std::chrono::seconds retry_initial{60};
   std::chrono::seconds retry_max{3600};
   const Clock* clock = &SystemClock::instance();
+  // Reporting-MTA of the DSNs, their From: MAILER-DAEMON@hostname and Message-ID domain.
+  std::string hostname = "localhost";
+  // A message still undelivered this long after it was received fails with 4.4.7 when its
+  // next retry would be scheduled. <= 0: never.
+  std::chrono::seconds max_lifetime{5 * 24 * 3600};
+  // One delay notice per message once it is this old and still deferred. <= 0: none.
+  std::chrono::seconds delay_warning{4 * 3600};
+  // Notices (failure and delay DSNs together) generated per minute at most; more are skipped
+  // and logged. <= 0: none at all.
+  int max_bounces_per_minute = 60;
+  // Routes a notice to the original sender. Unset: every sender is remote (one Relay
+  // recipient). Called on delivery threads: must be thread-safe.
+  ClassifyFn classify;
 };
 
 class Delivery {
@@ -80,8 +111,11 @@ class Delivery {
     int attempts = 0;                              // deferred attempts so far
     std::chrono::system_clock::time_point due{};   // when Scheduled
     bool relay_logged = false;                     // "waiting for relay" logged once
+    bool delay_noticed = false;                    // a delay notice was considered
   };
   using TimePoint = std::chrono::system_clock::time_point;
+  struct Notice;  // one notice to one message's sender (delivery.cpp)
+  struct Note;    // one log line about notices, logged after the attempt's result lines
 
   void worker_loop();
   void scheduler_loop();
@@ -89,6 +123,9 @@ class Delivery {
   void enqueue_locked(const std::string& id, Entry& e);
   void queue_due_locked(TimePoint now);
   std::chrono::seconds backoff_locked(int attempts);
+  // Builds, writes and returns the id of one DSN (nullopt when skipped); log lines to `notes`.
+  std::optional<std::string> send_notice(const spool::Stored& msg, const Notice& n,
+                                         std::vector<Note>& notes);
 
   spool::Spool& spool_;
   transport::Transport& local_;
@@ -106,6 +143,7 @@ class Delivery {
   bool stopping_ = false;
   transport::Transport* relay_ = nullptr;
   std::mt19937_64 rng_;
+  RateLimiter notice_limit_;  // with mu_
   std::uint64_t n_delivered_ = 0, n_deferred_ = 0, n_failed_ = 0;
   std::vector<std::thread> workers_;
   std::thread scheduler_;

@@ -102,6 +102,26 @@ int serve(const config::Config& cfg) {
   qopts.threads = cfg.delivery_threads;
   qopts.retry_initial = cfg.retry_initial;
   qopts.retry_max = cfg.retry_max;
+  qopts.hostname = cfg.hostname;
+  qopts.max_lifetime = cfg.max_queue_lifetime;
+  qopts.delay_warning = cfg.delay_warning;
+  qopts.max_bounces_per_minute = cfg.max_bounces_per_minute;
+  // Sender notices: a sender in a local domain gets it in its mailbox (aliases expanded; an
+  // unknown local name gets nothing), any other sender through the relay.
+  qopts.classify = [&policy](const proto::Mailbox& sender) {
+    std::vector<proto::EnvelopeRecipient> to;
+    if (!sender.is_address_literal() && policy.is_local_domain(sender.domain)) {
+      auto d = policy.check(sender, session::ClientInfo{});
+      if (d.accept) to = std::move(d.recipients);
+      return to;
+    }
+    proto::EnvelopeRecipient r;
+    r.address = sender;
+    r.original = sender;
+    r.route = proto::RcptRoute::Relay;
+    to.push_back(std::move(r));
+    return to;
+  };
   queue::Delivery delivery(spool, maildir, qopts);
 
   // Relay: SMTP to the next MTA, by [[route]], smarthost or DNS MX.

@@ -425,8 +425,11 @@ const char* status_word(RecipientResult::Status s) {
 }
 
 // "<unix_ms> <index> <status> <detail>" (without the newline). Marks done[index] for final
-// results. Malformed lines (e.g. torn by a crash) are ignored: at worst a duplicate delivery.
-void apply_state_line(std::string_view line, std::vector<bool>& done) {
+// results. "<unix_ms> event <text>" lines (record_event) are appended to events (at most
+// Stored::kMaxEvents). Malformed lines (e.g. torn by a crash) are ignored: at worst a
+// duplicate delivery.
+void apply_state_line(std::string_view line, std::vector<bool>& done,
+                      std::vector<std::string>& events) {
   auto next_token = [&](std::string_view& tok) {
     auto sp = line.find(' ');
     if (sp == std::string_view::npos) return false;
@@ -439,8 +442,12 @@ void apply_state_line(std::string_view line, std::vector<bool>& done) {
            std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; });
   };
   std::string_view ms, idx, status;
-  if (!next_token(ms) || !next_token(idx) || !next_token(status)) return;
-  if (!all_digits(ms) || !all_digits(idx)) return;
+  if (!next_token(ms) || !all_digits(ms) || !next_token(idx)) return;
+  if (idx == "event") {
+    if (events.size() < Stored::kMaxEvents) events.emplace_back(line);
+    return;
+  }
+  if (!next_token(status) || !all_digits(idx)) return;
   std::uint64_t index = 0;
   for (char c : idx) index = index * 10 + static_cast<unsigned>(c - '0');
   if (index >= done.size()) return;
@@ -1053,7 +1060,7 @@ Result<Stored> Spool::load(std::string_view id_sv) const {
         else line.append(part);
       }
       if (e == std::string_view::npos) break;
-      if (!skipping) apply_state_line(line, s.done);
+      if (!skipping) apply_state_line(line, s.done, s.events);
       line.clear();
       skipping = false;
       b.remove_prefix(e + 1);
@@ -1081,6 +1088,25 @@ Result<void> Spool::record(std::string_view id_sv, const std::vector<RecipientRe
     for (char c : r.detail) text += (c == '\r' || c == '\n') ? ' ' : c;
     text += '\n';
   }
+  int fd = ::openat(impl_->state_fd, id.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return sys_error("spool open state/" + id);
+  auto w = write_all(fd, text.data(), text.size(), "spool write state/" + id);
+  if (w && sync && fdatasync_retry(fd) != 0) w = sys_error("spool fdatasync state/" + id);
+  ::close(fd);
+  if (w && sync && fsync_retry(impl_->state_fd) != 0) w = sys_error("spool fsync state/");
+  return w;
+}
+
+Result<void> Spool::record_event(std::string_view id_sv, std::string_view event, bool sync) {
+  std::string id(id_sv);
+  if (!is_valid_queue_id(id)) return Error{"spool record_event: invalid queue id", EINVAL};
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::system_clock::now().time_since_epoch())
+                .count();
+  std::string text = std::to_string(ms) + " event ";
+  const std::size_t room = kMaxStateLine - text.size() - 1;  // the line stays readable
+  for (char c : event.substr(0, room)) text += (c == '\r' || c == '\n') ? ' ' : c;
+  text += '\n';
   int fd = ::openat(impl_->state_fd, id.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) return sys_error("spool open state/" + id);
   auto w = write_all(fd, text.data(), text.size(), "spool write state/" + id);

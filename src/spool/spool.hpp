@@ -8,7 +8,8 @@
 //                     unlink — on ext4 without a journal the inode search alone was a third
 //                     of the CPU time per message (docs/performance.md)
 //   queue/ID          committed: fdatasync'd, renamed from tmp/, queue/ fsync'd → then 250
-//   state/ID          append-only log of per-recipient results and events (delivered, deferred)
+//   state/ID          append-only log of per-recipient results (delivered, deferred, failed)
+//                     and per-message events (record_event)
 // A committed file is never rewritten: it is "CARRIER-SPOOL 1 <envelope_bytes>\n", the envelope
 // as one line of JSON, "\n", then the message content exactly as received (CRLF lines, dots
 // unstuffed, our Received: first). Operators can read it with less and grep.
@@ -72,6 +73,9 @@ struct Stored {
   std::uint64_t content_offset = 0;  // where the message content begins in the file
   std::uint64_t content_size = 0;
   std::vector<bool> done;            // per envelope recipient: a final result is recorded
+  std::vector<std::string> events;   // texts of record_event() lines, oldest first (at most
+                                     // kMaxEvents; later ones are not kept)
+  static constexpr std::size_t kMaxEvents = 64;
 };
 
 // One line in state/ID.
@@ -119,6 +123,10 @@ class Spool {
   // Appends results to state/ID (one write; fdatasync only when `sync`).
   Result<void> record(std::string_view id, const std::vector<RecipientResult>& results,
                       bool sync = false);
+  // Appends one event line "<unix_ms> event <text>" to state/ID (CR/LF in text become spaces;
+  // fdatasync only when `sync`). For per-message facts the queue must remember across
+  // restarts (e.g. "a delay notice was sent"); load() returns them in Stored::events.
+  Result<void> record_event(std::string_view id, std::string_view text, bool sync = false);
   // Removes queue/ID and state/ID (after every recipient has a final result).
   Result<void> remove(std::string_view id);
 

@@ -59,8 +59,11 @@ TEST(ConfigDefaults, ServerAndLimitValues) {
   EXPECT_EQ(c.log_level, "info");
   EXPECT_EQ(c.bare_newline, "reject");
   EXPECT_EQ(c.delivery_threads, 4);
-  EXPECT_EQ(c.retry_initial, 60s);
+  EXPECT_EQ(c.retry_initial, 300s);
   EXPECT_EQ(c.retry_max, 3600s);
+  EXPECT_EQ(c.max_queue_lifetime, 5 * 86400s);
+  EXPECT_EQ(c.delay_warning, 4 * 3600s);
+  EXPECT_EQ(c.max_bounces_per_minute, 60);
   EXPECT_EQ(c.limits.max_command_line, 512u);        // RFC 5321 4.5.3.1.4
   EXPECT_EQ(c.limits.max_message_size, 50ull << 20);
   EXPECT_EQ(c.limits.max_recipients, 1000u);          // RFC 5321 4.5.3.1.8: >= 100
