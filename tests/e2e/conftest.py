@@ -70,6 +70,9 @@ def default_sections(data_dir: Path) -> dict:
             "aliases": {"team": ["demo", "alice"], "abuse": ["postmaster"]},
         },
         "relay": {"trusted_networks": []},
+        # Never the system's resolver: lookups go to a closed loopback port and fail
+        # temporarily, so relayed mail stays queued and no query leaves the machine.
+        "dns": {"upstream": "127.0.0.1@1", "ipv6": False},
     }
 
 
