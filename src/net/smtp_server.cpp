@@ -147,7 +147,7 @@ asio::awaitable<void> Connection::watchdog() {
   watching_ = true;
   while (!done_) {
     timer_.expires_at(deadline_);
-    auto [ec] = co_await timer_.async_wait(use_tuple);
+    co_await timer_.async_wait(use_tuple);
     if (done_) break;
     if (Clock::now() >= deadline_) {
       timed_out_ = true;
