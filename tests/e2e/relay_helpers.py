@@ -457,7 +457,8 @@ class RelayCarrier(Carrier):
 def carrier_sections(data_dir: Path, *, hostname: str, listen: str, relay_port: int,
                      dns_upstream: str, domains: list[str], mailboxes: list[str],
                      trusted: list[str] | None = None, routes: list[dict] | None = None,
-                     server: dict | None = None, relay: dict | None = None) -> dict:
+                     server: dict | None = None, relay: dict | None = None,
+                     limits: dict | None = None) -> dict:
     """A complete config for one relay test instance. `routes` become [[route]] tables."""
     base = default_sections(data_dir)
     sections: dict = {
@@ -472,6 +473,7 @@ def carrier_sections(data_dir: Path, *, hostname: str, listen: str, relay_port: 
     }
     sections["server"].update(server or {})
     sections["relay"].update(relay or {})
+    sections["limits"] = dict(sections["limits"], **(limits or {}))
     if routes:
         sections["route"] = routes
     return sections
@@ -567,15 +569,25 @@ def parse_dsn(data: bytes, is_global: bool = False) -> Dsn:
     status = parts[1]
     assert status.get_content_type() == f"message/{kind}", status.get_content_type()
     blocks = status.get_payload()
-    if isinstance(blocks, str):  # message/global-delivery-status: Python leaves it as text
-        text = status.get_payload(decode=True).decode("utf-8")
-        blocks = [email.message_from_string(b.strip() + "\n", policy=email.policy.default)
-                  for b in re.split(r"\r?\n\r?\n", text) if b.strip()]
+    if is_global:  # Python knows only message/delivery-status: read the part's raw text
+        blocks = [email.message_from_string(b + "\n", policy=email.policy.default)
+                  for b in _raw_part(data, msg.get_boundary(), 1).split("\n\n") if b.strip()]
     assert isinstance(blocks, list) and len(blocks) >= 2, (
         f"delivery-status needs a per-message and >= 1 per-recipient block (RFC 3464 2.1): "
         f"{blocks!r}")
     returned = parts[2] if len(parts) == 3 else None
     return Dsn(msg, blocks[0], blocks[1:], returned)
+
+
+def _raw_part(data: bytes, boundary: str, index: int) -> str:
+    """The body of part `index` of a multipart message, as UTF-8 text with LF line ends."""
+    text = data.decode("utf-8").replace("\r\n", "\n")
+    parts = text.split(f"\n--{boundary}")
+    assert len(parts) > index + 1, f"no part {index} in the multipart"
+    part = parts[index + 1]
+    _, sep, body = part.partition("\n\n")
+    assert sep, f"part {index} has no header/body separator"
+    return body.strip("\n")
 
 
 def one_line(s: str | None) -> str:

@@ -21,7 +21,8 @@ import pytest
 from conftest import SERVERS
 from helpers import RawSession, as_stored, wait_for
 from relay_helpers import (Postfix, RelayCarrier, SmtpPeer, Unbound, carrier_sections,
-                           free_port, leading_trace, received_by, received_from)
+                           free_port, leading_trace, one_line, parse_dsn, received_by,
+                           received_from)
 
 ZONE = """\
 ; the A -> B -> C chain: B finds C through c.test's MX
@@ -73,9 +74,10 @@ class Net:
         self.port = free_port((A_IP, B_IP, C_IP, DEAD_IP))
 
     def start(self, name: str, ip: str, hostname: str, domains: list[str],
-              mailboxes: list[str], listen: str | None = None, **kw) -> RelayCarrier:
+              mailboxes: list[str], listen: str | None = None, data_dir=None,
+              **kw) -> RelayCarrier:
         sections = carrier_sections(
-            self.tmp_path / f"{name}-var", hostname=hostname,
+            data_dir or self.tmp_path / f"{name}-var", hostname=hostname,
             listen=listen or f"{ip}:{self.port}", relay_port=self.port,
             dns_upstream=self.unbound.upstream, domains=domains, mailboxes=mailboxes, **kw)
         c = RelayCarrier(self.tmp_path, name, sections, [])
@@ -86,9 +88,9 @@ class Net:
             c.stopped = True  # never ran: the start failure is the test's error
             raise
 
-    def sender_a(self, **kw) -> RelayCarrier:
+    def sender_a(self, name: str = "A", **kw) -> RelayCarrier:
         """A: hosts a.test (demo, postmaster), trusts 127.0.0.0/8."""
-        return self.start("A", A_IP, "mx.a.test", ["a.test"], ["demo", "postmaster"], **kw)
+        return self.start(name, A_IP, "mx.a.test", ["a.test"], ["demo", "postmaster"], **kw)
 
 
 @pytest.fixture
@@ -215,6 +217,47 @@ def test_implicit_mx_a_record_only(net):
     a.wait_queue_empty(timeout=10)
 
 
+@pytest.mark.parametrize("domain,status", [
+    ("nullmx.test", "5.1.10"),  # RFC 7505 3 / RFC 3463 as updated by RFC 7505 4.2
+    ("gone.test", "5.1.2"),     # NXDOMAIN: bad destination system address (RFC 3463 3.2)
+])
+def test_undeliverable_domain_bounces(net, domain, status):
+    """RFC 7505 / RFC 3464: a null MX or a nonexistent domain fails at once; the sender (a local
+    user of A) gets a DSN with the null return path: Action failed, the right Status, the
+    Final-Recipient, Reporting-MTA naming A, and the original header section returned."""
+    a = net.sender_a()
+    rcpt = f"user@{domain}"
+    msg = message(f"to {domain}", rcpt)
+    submit(a, "demo@a.test", [rcpt], msg)
+    [data] = a.wait_messages("demo", 1, timeout=15)
+    fields, _ = leading_trace(data)
+    assert fields[0] == ("Return-Path", "<>"), "a DSN is sent with MAIL FROM:<> (RFC 3461 6.1)"
+    dsn = parse_dsn(data)
+    assert one_line(dsn.per_message["Reporting-MTA"]) == "dns; mx.a.test"
+    [r] = dsn.recipients
+    assert one_line(r["Final-Recipient"]).lower() == f"rfc822; {rcpt}"
+    assert r["Action"].strip() == "failed"
+    assert r["Status"].strip() == status
+    assert "auto-replied" in (dsn.message["Auto-Submitted"] or ""), "RFC 3834 5: Auto-Submitted"
+    assert dsn.returned is not None and b"Subject: to " + domain.encode() in dsn.returned.as_bytes()
+    a.wait_queue_empty(timeout=10)
+    time.sleep(0.5)
+    assert len(a.messages("demo")) == 1, "more than one DSN"
+
+
+def test_best_mx_is_myself_is_a_loop(net):
+    """RFC 5321 5.1: if the SMTP client finds itself as the best MX of a domain it does not
+    host, that is a configuration error: the message fails (5.4.6 routing loop, RFC 3463)
+    instead of being sent to itself."""
+    a = net.sender_a()
+    submit(a, "demo@a.test", ["user@loop.test"], message("loop", "user@loop.test"))
+    [data] = a.wait_messages("demo", 1, timeout=15)
+    r = parse_dsn(data).for_rcpt("user@loop.test")
+    assert r["Action"].strip() == "failed"
+    assert r["Status"].strip() == "5.4.6"
+    a.wait_queue_empty(timeout=10)
+
+
 def test_less_preferred_mx_than_myself_is_never_used(net):
     """RFC 5321 5.1: when the client is itself an MX (20) of the domain, it must discard every
     MX of preference 20 or more: with the better MX (10, B) down the message waits, and the
@@ -288,6 +331,46 @@ def test_dsn_parameters_relayed(net, peer, peer_has_dsn):
     a.wait_queue_empty(timeout=10)
 
 
+@pytest.mark.parametrize("missing,status", [
+    ("8BITMIME", "5.6.3"),   # RFC 6152 3: no 8-bit data to a server without 8BITMIME
+    ("SIZE", "5.3.4"),       # RFC 1870 6.1: never send more than the server's SIZE
+    ("SMTPUTF8", "5.6.7"),   # RFC 6531 3.4 / RFC 6533: a UTF-8 address needs SMTPUTF8
+])
+def test_peer_without_needed_extension_bounces(net, peer, missing, status):
+    """A message the peer cannot take (8-bit body to a server without 8BITMIME; larger than
+    the SIZE it announced; a UTF-8 recipient for a server without SMTPUTF8) is not sent at all
+    and is returned to the sender (carrier does not convert, docs/relay.md)."""
+    keywords = [k for k in peer.keywords if not k.startswith(missing)]
+    if missing == "SIZE":
+        keywords.append("SIZE 2000")
+    peer.keywords = tuple(keywords)
+    peer.start()
+    a = net.sender_a(routes=route_to(peer))
+    rcpt = "x@peer.test"
+    if missing == "8BITMIME":
+        msg = message("needs 8BITMIME", rcpt, "8-bit: ñ\r\n".encode())
+        submit(a, "demo@a.test", [rcpt], msg, eightbit=True)
+    elif missing == "SIZE":
+        msg = message("needs SIZE", rcpt, (b"x" * 70 + b"\r\n") * 60)
+        submit(a, "demo@a.test", [rcpt], msg)
+    else:
+        rcpt = "jürgen@peer.test"
+        with RawSession(a.host, a.port) as s:
+            s.start()
+            s.cmd("MAIL FROM:<demo@a.test> SMTPUTF8", 250)
+            s.cmd(f"RCPT TO:<{rcpt}>", 250)
+            s.cmd("DATA", 354)
+            s.send_raw(message("needs SMTPUTF8", rcpt) + b".\r\n")
+            s.expect(250)
+            s.cmd("QUIT", 221)
+    [data] = a.wait_messages("demo", 1, timeout=15)
+    r = parse_dsn(data, is_global=missing == "SMTPUTF8").for_rcpt(rcpt)
+    assert r["Action"].strip() == "failed" and r["Status"].strip() == status, (
+        r["Action"], r["Status"], r["Diagnostic-Code"])
+    assert all(t.data is None for t in peer.snapshot()), "the message was sent anyway"
+    a.wait_queue_empty(timeout=10)
+
+
 def test_servfail_is_deferred_not_bounced(net):
     """RFC 5321 4.5.4.1 and 5.1: a temporary DNS failure (SERVFAIL) keeps the message queued and
     retried; no bounce comes back within a few retry intervals."""
@@ -342,6 +425,26 @@ def test_peer_4xx_then_accepted_after_retry(net, peer):
     assert a.all_messages() == {}, "a DSN for a recipient that was delivered"
 
 
+def test_peer_550_bounces_with_the_peers_text(net, peer):
+    """RFC 3464 2.3.6: a 550 to RCPT fails the recipient at once; the DSN's Diagnostic-Code
+    carries the peer's reply (smtp; 550 5.1.1 ... text), Status 5.1.1. No DATA is sent."""
+    peer.rcpt_reply = lambda n, addr: (
+        f"550 5.1.1 <{addr}>: no such user here (peer-marker-7731)")
+    peer.start()
+    a = net.sender_a(routes=route_to(peer))
+    submit(a, "demo@a.test", ["nobody@peer.test"], message("to nobody", "nobody@peer.test"))
+    [data] = a.wait_messages("demo", 1, timeout=15)
+    dsn = parse_dsn(data)
+    r = dsn.for_rcpt("nobody@peer.test")
+    assert r["Action"].strip() == "failed"
+    assert r["Status"].strip() == "5.1.1"
+    diag = one_line(r["Diagnostic-Code"])
+    assert diag.lower().startswith("smtp;"), diag
+    assert "550" in diag and "no such user here (peer-marker-7731)" in diag, diag
+    assert all(t.data is None for t in peer.snapshot()), "DATA sent without an accepted RCPT"
+    a.wait_queue_empty(timeout=10)
+
+
 def test_peer_down_then_up(net, peer):
     """RFC 5321 4.5.4.1: connection refused is temporary; once the peer listens the message
     is delivered, exactly once."""
@@ -377,7 +480,130 @@ def test_peer_drops_connection_mid_data(net, peer):
     assert a.all_messages() == {}
 
 
+def test_partial_acceptance_per_recipient(net, peer):
+    """RFC 5321 4.2.5 / 3.3: each RCPT has its own outcome. ok: 250 -> delivered once;
+    bad: 550 -> bounced (only it); later: 451 first -> retried, and the retry carries only
+    `later` (the delivered and the failed recipients are not sent again)."""
+    def rcpt(n, addr):
+        if addr.startswith("bad@"):
+            return "550 5.1.1 bad mailbox (peer-marker-550)"
+        if addr.startswith("later@") and n == 1:
+            return "452 4.2.2 mailbox full, try later"
+        return "250 2.1.5 OK"
+    peer.rcpt_reply = rcpt
+    peer.start()
+    a = net.sender_a(routes=route_to(peer))
+    rcpts = ["ok@peer.test", "bad@peer.test", "later@peer.test"]
+    msg = message("partial", "ok@peer.test")
+    with a.smtp(timeout=15) as s:
+        assert not s.sendmail("demo@a.test", rcpts, msg)
+    peer.wait_delivered(2, timeout=20)
+    [data] = a.wait_messages("demo", 1, timeout=10)
+    a.wait_queue_empty(timeout=10)
+    time.sleep(1.0)
+    done = peer.delivered()
+    assert len(done) == 2, peer.snapshot()
+    assert sorted(done[0].accepted) == ["ok@peer.test"], done[0]
+    assert [a_ for a_, _ in done[1].rcpts] == ["later@peer.test"], (
+        f"the retry must carry only the deferred recipient: {done[1].rcpts}")
+    sent_ok = [t for t in peer.snapshot() for r, _ in t.rcpts if r == "ok@peer.test"]
+    assert len(sent_ok) == 1, "the delivered recipient was sent again"
+    sent_bad = [t for t in peer.snapshot() for r, _ in t.rcpts if r == "bad@peer.test"]
+    assert len(sent_bad) == 1, "the permanently failed recipient was retried"
+    for t in done:
+        assert relayed_content(t.data, "mx.a.test") == msg
+    dsn = parse_dsn(data)
+    failed = [r for r in dsn.recipients if r["Action"].strip() == "failed"]
+    assert [one_line(r["Final-Recipient"]).lower() for r in failed] == ["rfc822; bad@peer.test"]
+    assert "peer-marker-550" in one_line(failed[0]["Diagnostic-Code"])
+    assert not [r for r in dsn.recipients if "ok@peer.test" in r["Final-Recipient"]], (
+        "the DSN reports the delivered recipient (no NOTIFY=SUCCESS was asked)")
+    time.sleep(0.5)
+    assert len(a.messages("demo")) == 1
+
+
+def test_connection_reused_for_the_next_message(net, peer):
+    """docs/relay.md: after a message a healthy connection waits for the next message to the
+    same next hop (RFC 5321 3.3: one session may carry several transactions)."""
+    peer.start()
+    a = net.sender_a(routes=route_to(peer))
+    first, second = message("one", "x@peer.test"), message("two", "y@peer.test")
+    submit(a, "demo@a.test", ["x@peer.test"], first)
+    peer.wait_delivered(1, timeout=15)
+    submit(a, "demo@a.test", ["y@peer.test"], second)
+    done = peer.wait_delivered(2, timeout=15)
+    assert [relayed_content(t.data, "mx.a.test") for t in done] == [first, second]
+    assert peer.connections == 1, f"{peer.connections} connections for two messages"
+
+
+def test_deferred_relay_survives_restart(net, peer):
+    """RFC 5321 4.5.4.1 / 6.1: a relayed message deferred (peer down) stays in the spool over
+    a clean restart and is delivered, once, when the peer comes up."""
+    a = net.sender_a(routes=route_to(peer))
+    msg = message("restart", "x@peer.test")
+    submit(a, "demo@a.test", ["x@peer.test"], msg)
+    time.sleep(1.5)
+    assert a.stop() == 0
+    assert len(a.queue_files()) == 1
+    a2 = net.sender_a(name="A2", routes=route_to(peer), data_dir=a.data_dir)
+    peer.start()
+    [t] = peer.wait_delivered(1, timeout=20)
+    assert relayed_content(t.data, "mx.a.test") == msg
+    a2.wait_queue_empty(timeout=10)
+    time.sleep(0.5)
+    assert len(peer.delivered()) == 1 and a2.all_messages() == {}
+
+
 # --- 5. expiry, delay notices, bounce loops ------------------------------------------------------
+
+def test_expiry_bounces_4_4_7_after_one_delay_notice(net, peer):
+    """RFC 3464 2.3.3 / RFC 3463 4.4.7: a message that stays deferred gets ONE delay notice
+    (Action: delayed) after delay_warning and, once older than max_queue_lifetime, a failure
+    DSN with Status 4.4.7; then it leaves the queue."""
+    peer.rcpt_reply = lambda n, addr: "451 4.3.0 not today"
+    peer.start()
+    a = net.sender_a(routes=route_to(peer),
+                     server={"max_queue_lifetime": "8s", "delay_warning": "3s"})
+    submit(a, "demo@a.test", ["x@peer.test"], message("expire", "x@peer.test"))
+    start = time.monotonic()
+    first = a.wait_messages("demo", 1, timeout=15)
+    assert time.monotonic() - start >= 2.0, "the delay notice came before delay_warning"
+    [delayed] = [parse_dsn(m) for m in first]
+    r = delayed.for_rcpt("x@peer.test")
+    assert r["Action"].strip() == "delayed" and r["Status"].strip().startswith("4."), (
+        r["Action"], r["Status"])
+    both = a.wait_messages("demo", 2, timeout=20)
+    a.wait_queue_empty(timeout=10)
+    actions = sorted(parse_dsn(m).for_rcpt("x@peer.test")["Action"].strip() for m in both)
+    assert actions == ["delayed", "failed"], actions
+    [failed] = [d for d in (parse_dsn(m) for m in both)
+                if d.for_rcpt("x@peer.test")["Action"].strip() == "failed"]
+    assert failed.for_rcpt("x@peer.test")["Status"].strip() == "4.4.7"
+    time.sleep(1.5)
+    assert len(a.messages("demo")) == 2, "more than one delay notice or failure DSN"
+    assert len(peer.delivered()) == 0
+
+
+def test_failed_bounce_is_not_bounced_again(net, peer):
+    """RFC 5321 4.5.5 / 6.1 and RFC 3461 6.1: the DSN for a rejected recipient goes to the
+    sender's domain, which does not exist (NXDOMAIN); that DSN, sent with the null path, fails
+    and is dropped (logged), never bounced again: no mail loop, no DSN anywhere, empty queue."""
+    peer.rcpt_reply = lambda n, addr: "550 5.1.1 no such user (peer-marker-loop)"
+    peer.start()
+    a = net.sender_a(routes=route_to(peer))
+    submit(a, "someone@vanished.test", ["nobody@peer.test"],
+           message("loop?", "nobody@peer.test", frm="someone@vanished.test"))
+    wait_for(lambda: "vanished.test. MX" in net.unbound.log(), timeout=15,
+             what="the DSN's MX lookup of vanished.test")
+    a.wait_queue_empty(timeout=15)
+    time.sleep(1.0)
+    assert a.all_messages() == {}
+    assert [t.mail_from for t in peer.snapshot()] == ["someone@vanished.test"], peer.snapshot()
+    assert a.queue_files() == []
+    dropped = [ln for ln in a.log().splitlines()
+               if "to=<someone@vanished.test>" in ln and "no bounce" in ln]
+    assert len(dropped) == 1, "the undeliverable DSN must be logged once as not bounced"
+
 
 def test_null_sender_failure_is_not_bounced(net, peer):
     """RFC 5321 4.5.5 / 6.1: a message with the null reverse path (itself a DSN) that fails is
@@ -445,3 +671,76 @@ def test_carrier_relays_through_postfix(net, postfix):
     assert rest == as_stored(msg)
     a.wait_queue_empty(timeout=10)
     wait_for(lambda: "status=sent" in postfix.maillog(), timeout=10, what="status=sent")
+
+
+def test_bounce_to_a_remote_sender_goes_out_over_smtp(net, peer):
+    """RFC 5321 4.5.5 / RFC 3461 6.1: the DSN for a sender in another domain is relayed like
+    any mail (c.test MX -> C) with the null reverse path, and lands in the sender's mailbox."""
+    peer.rcpt_reply = lambda n, addr: "550 5.1.1 unknown user (peer-marker-remote)"
+    peer.start()
+    a = net.sender_a(routes=route_to(peer))
+    c = net.start("C", C_IP, "mx.c.test", ["c.test"], ["user"])
+    submit(a, "user@c.test", ["nobody@peer.test"],
+           message("from c", "nobody@peer.test", frm="user@c.test"))
+    [data] = c.wait_messages("user", 1, timeout=15)
+    fields, _ = leading_trace(data)
+    assert fields[0] == ("Return-Path", "<>")
+    assert received_from([v for n, v in fields if n == "Received"][0]) == "mx.a.test"
+    r = parse_dsn(data).for_rcpt("nobody@peer.test")
+    assert r["Action"].strip() == "failed" and r["Status"].strip() == "5.1.1"
+    assert "peer-marker-remote" in one_line(r["Diagnostic-Code"])
+    a.wait_queue_empty(timeout=10)
+
+
+@pytest.mark.parametrize("ret", ["FULL", None])
+def test_bounce_returns_full_message_or_headers(net, peer, ret):
+    """RFC 3461 4.3 / RFC 3464 2: RET=FULL returns the whole message (message/rfc822), else the
+    header section only (text/rfc822-headers), without the body."""
+    peer.rcpt_reply = lambda n, addr: "550 5.1.1 unknown"
+    peer.start()
+    a = net.sender_a(routes=route_to(peer))
+    msg = message("ret", "x@peer.test", b"BODY-MARKER-31337\r\n")
+    with RawSession(a.host, a.port) as s:
+        s.start()
+        s.cmd("MAIL FROM:<demo@a.test>" + (f" RET={ret}" if ret else ""), 250)
+        s.cmd("RCPT TO:<x@peer.test>", 250)
+        s.cmd("DATA", 354)
+        s.send_raw(msg + b".\r\n")
+        s.expect(250)
+        s.cmd("QUIT", 221)
+    [data] = a.wait_messages("demo", 1, timeout=15)
+    dsn = parse_dsn(data)
+    assert dsn.returned is not None
+    returned = dsn.returned.as_bytes()
+    assert b"Subject: ret" in returned
+    if ret == "FULL":
+        assert dsn.returned.get_content_type() == "message/rfc822"
+        assert b"BODY-MARKER-31337" in returned
+    else:
+        assert dsn.returned.get_content_type() == "text/rfc822-headers"
+        assert b"BODY-MARKER-31337" not in returned
+
+
+def test_forwarding_loop_is_cut_and_bounced(net):
+    """RFC 5321 6.3: A and B route loop2.test to each other; the hop count (Received: fields)
+    grows until a server refuses with 554 5.4.6 (max_received_headers); the sender gets a DSN
+    and both queues empty: the loop ends."""
+    port = net.port
+    limits = {"max_received_headers": 6}
+    a = net.sender_a(routes=[{"domain": "loop2.test", "next_hop": f"[{B_IP}]:{port}"}],
+                     limits=limits)
+    b = net.start("B", B_IP, "mx.b.test", ["b.test"], ["postmaster"], limits=limits,
+                  routes=[{"domain": "loop2.test", "next_hop": f"[{A_IP}]:{port}"},
+                          {"domain": "a.test", "next_hop": f"[{A_IP}]:{port}"}])
+    submit(a, "demo@a.test", ["user@loop2.test"], message("round and round", "user@loop2.test"))
+    [data] = a.wait_messages("demo", 1, timeout=20)
+    r = parse_dsn(data).for_rcpt("user@loop2.test")
+    assert r["Action"].strip() == "failed" and r["Status"].strip() == "5.4.6", (
+        r["Status"], r["Diagnostic-Code"])
+    assert "554" in one_line(r["Diagnostic-Code"])
+    a.wait_queue_empty(timeout=10)
+    b.wait_queue_empty(timeout=10)
+    time.sleep(0.5)
+    assert len(a.messages("demo")) == 1 and b.all_messages() == {}
+
+
