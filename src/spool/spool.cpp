@@ -504,6 +504,7 @@ struct Spool::Impl {
   std::mutex dmu;
   std::condition_variable dcv;
   std::vector<Job> renamed;
+  bool dir_leader = false;  // a thread is running directory fsync rounds (group_commit)
   bool dstopping = false;
   std::thread dir_thread;
 
@@ -591,36 +592,41 @@ struct Spool::Impl {
       std::string id = j.id;
       return run_done(j, std::move(id));
     }
-    {
-      std::lock_guard lk(dmu);
-      renamed.push_back(std::move(j));
-    }
-    dcv.notify_one();
+    group_commit(std::move(j));
   }
 
-  // Group commit: one fsync of queue/ completes every rename done before it started.
-  void dir_loop() {
+  // Leader/follower group commit of queue/: the first thread to arrive while no directory
+  // fsync runs becomes the leader and fsyncs queue/ for every rename waiting, round after round,
+  // until none is left; the others (followers) just leave their job and go back to work. One
+  // fsync completes every rename done before it started; no thread is woken to do it.
+  void group_commit(Job j) {
+    std::unique_lock lk(dmu);
+    renamed.push_back(std::move(j));
+    if (dir_leader) return;  // the leader's next round takes it
+    dir_leader = true;
     std::vector<Job> batch;
-    for (;;) {
-      {
-        std::unique_lock lk(dmu);
-        dcv.wait(lk, [&] { return dstopping || !renamed.empty(); });
-        if (renamed.empty()) return;
-        batch.swap(renamed);
-      }
-      int rc = fsync_retry(queue_fd);
-      int err = errno;
-      for (auto& j : batch) {
-        if (rc == 0) {
-          std::string id = j.id;
-          run_done(j, std::move(id));
-        } else {
-          // Durability unknown: take it back so the client's retry cannot duplicate it.
-          ::unlinkat(queue_fd, j.id.c_str(), 0);
-          run_done(j, sys_error("spool fsync queue/ for " + j.id, err));
-        }
-      }
+    while (!renamed.empty()) {
+      batch.swap(renamed);
+      lk.unlock();
+      complete_dir_round(batch);
       batch.clear();
+      lk.lock();
+    }
+    dir_leader = false;
+  }
+
+  void complete_dir_round(std::vector<Job>& batch) {
+    int rc = fsync_retry(queue_fd);
+    int err = errno;
+    for (auto& j : batch) {
+      if (rc == 0) {
+        std::string id = j.id;
+        run_done(j, std::move(id));
+      } else {
+        // Durability unknown: take it back so the client's retry cannot duplicate it.
+        ::unlinkat(queue_fd, j.id.c_str(), 0);
+        run_done(j, sys_error("spool fsync queue/ for " + j.id, err));
+      }
     }
   }
 
@@ -878,8 +884,6 @@ Result<std::unique_ptr<Spool>> Spool::open(const Options& opts) {
   for (int i = 0; i < n; ++i) im.workers.emplace_back([&im] { im.worker_loop(); });
   if (opts.sync_mode == SyncMode::Filesystem)
     im.dir_thread = std::thread([&im] { im.round_loop(); });
-  else
-    im.dir_thread = std::thread([&im] { im.dir_loop(); });
   struct stat st {};
   if (::fstat(im.dir_fd, &st) == 0) im.dev = st.st_dev;
   return sp;
