@@ -169,6 +169,7 @@ class SmtpPeer:
         self.data_reply: Callable[[int, Transaction], str] = (
             lambda conn, txn: "250 2.0.0 OK accepted")
         self.drop_in_data: Callable[[int], bool] = lambda conn: False
+        self.greeting = f"220 {name} ESMTP test peer"  # e.g. "554 5.3.2 go away": then QUIT only
         self.lock = threading.Lock()
         self.transactions: list[Transaction] = []
         self.connections = 0
@@ -281,7 +282,8 @@ class SmtpPeer:
         def say(reply: str) -> None:
             conn.sendall(reply.encode() + b"\r\n")
 
-        say(f"220 {self.name} ESMTP test peer")
+        say(self.greeting)
+        refused = not self.greeting.startswith("220")
         helo = ""
         txn: Transaction | None = None
         while True:
@@ -291,6 +293,9 @@ class SmtpPeer:
             text = raw.decode("utf-8", "replace")
             verb = text.split(" ", 1)[0].upper()
             arg = text[len(verb):].strip()
+            if refused and verb != "QUIT":  # RFC 5321 3.1: after a 554 greeting only QUIT
+                say("503 5.5.1 no service")
+                continue
             if verb == "EHLO":
                 helo = arg
                 txn = None

@@ -50,6 +50,15 @@ backup.test. MX 20 mx.a.test.
 backup.test. MX 30 mx.c.test.
 mx.b.test. A 127.0.0.3
 broken.test. SERVFAIL
+; every address of an MX host is tried: the first one (127.0.0.6) refuses connections
+multi.test. MX 10 mx.multi.test.
+mx.multi.test. A 127.0.0.6
+mx.multi.test. A 127.0.0.4
+; MX 10 answers its greeting with 554/421 (a peer on 127.0.0.6), MX 20 is C
+greet.test. MX 10 mx1.greet.test.
+greet.test. MX 20 mx2.greet.test.
+mx1.greet.test. A 127.0.0.6
+mx2.greet.test. A 127.0.0.4
 """
 
 A_IP, B_IP, C_IP, PEER_IP, DEAD_IP = "127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6"
@@ -371,6 +380,42 @@ def test_peer_without_needed_extension_bounces(net, peer, missing, status):
     a.wait_queue_empty(timeout=10)
 
 
+def test_every_address_of_an_mx_host_is_tried(net):
+    """RFC 5321 5.1: when an MX host has several addresses and the first cannot be reached,
+    the client tries the next address."""
+    a = net.sender_a()
+    c = net.start("C", C_IP, "mx.c.test", ["multi.test"], ["user"])
+    msg = message("multi A", "user@multi.test")
+    submit(a, "demo@a.test", ["user@multi.test"], msg)
+    # the order of the two addresses is not fixed: with 127.0.0.6 first it must move on
+    [data] = c.wait_messages("user", 1, timeout=15)
+    assert leading_trace(data)[1] == as_stored(msg)
+    a.wait_queue_empty(timeout=10)
+
+
+@pytest.mark.parametrize("greeting", ["554 5.3.2 no service here", "421 4.3.2 busy, go away"])
+def test_refused_greeting_moves_to_next_mx(net, greeting):
+    """RFC 5321 3.1 / 5.1: an MX that refuses the session at its greeting (554 or 421) is
+    skipped for the next MX; the message is delivered there and nothing is sent to the first."""
+    refuser = SmtpPeer(host=DEAD_IP, port=net.port, name="mx1.greet.test")
+    refuser.greeting = greeting
+    refuser.start()
+    try:
+        a = net.sender_a()
+        c = net.start("C", C_IP, "mx.c.test", ["greet.test"], ["user"])
+        msg = message("greeting", "user@greet.test")
+        submit(a, "demo@a.test", ["user@greet.test"], msg)
+        [data] = c.wait_messages("user", 1, timeout=15)
+        assert leading_trace(data)[1] == as_stored(msg)
+        a.wait_queue_empty(timeout=10)
+        assert refuser.connections >= 1, "MX 10 was never tried"
+        assert refuser.snapshot() == [], "a transaction on a refused session"
+        assert a.all_messages() == {}
+    finally:
+        refuser.stop()
+    assert not refuser.errors, refuser.errors
+
+
 def test_servfail_is_deferred_not_bounced(net):
     """RFC 5321 4.5.4.1 and 5.1: a temporary DNS failure (SERVFAIL) keeps the message queued and
     retried; no bounce comes back within a few retry intervals."""
@@ -520,6 +565,30 @@ def test_partial_acceptance_per_recipient(net, peer):
         "the DSN reports the delivered recipient (no NOTIFY=SUCCESS was asked)")
     time.sleep(0.5)
     assert len(a.messages("demo")) == 1
+
+
+def test_too_many_recipients_452_sent_again_later(net, peer):
+    """RFC 5321 4.5.3.1.10: a server may take fewer recipients per transaction (452 4.5.3
+    after its limit); the client sends the rest in later transactions. Every recipient is
+    delivered exactly once."""
+    def rcpt(n, addr):
+        txn = peer.transactions[n - 1]
+        return "452 4.5.3 too many recipients" if len(txn.rcpts) >= 2 else "250 2.1.5 OK"
+    peer.rcpt_reply = rcpt
+    peer.start()
+    a = net.sender_a(routes=route_to(peer))
+    rcpts = [f"r{i}@peer.test" for i in range(5)]
+    msg = message("many", rcpts[0])
+    submit(a, "demo@a.test", rcpts, msg)
+    wait_for(lambda: sorted(r for t in peer.delivered() for r in t.accepted) == rcpts,
+             timeout=20, what=f"all of {rcpts} delivered")
+    a.wait_queue_empty(timeout=10)
+    time.sleep(0.5)
+    accepted = [r for t in peer.snapshot() for r, code in t.rcpts if code == 250]
+    assert sorted(accepted) == rcpts, f"a recipient was delivered twice: {accepted}"
+    for t in peer.delivered():
+        assert relayed_content(t.data, "mx.a.test") == msg
+    assert a.all_messages() == {}
 
 
 def test_connection_reused_for_the_next_message(net, peer):
