@@ -149,6 +149,7 @@ class SmtpPeer:
 
     Behaviour hooks (replace the attributes). `n` counts transactions (MAIL commands) from 1
     over the peer's whole life, whatever the connection (clients may reuse one):
+      mail_reply(n, reverse_path) -> reply line for MAIL (a non-2xx ends the transaction)
       rcpt_reply(n, address) -> reply line, e.g. "451 4.3.0 try later"
       data_reply(n, txn) -> reply line for the end of data
       drop_in_data(n) -> True: close the connection (RST) after the first DATA bytes
@@ -165,7 +166,8 @@ class SmtpPeer:
         self.port = port or free_port((host,))
         self.name = name
         self.keywords = keywords
-        self.rcpt_reply: Callable[[int, str], str] = lambda conn, addr: "250 2.1.5 OK"
+        self.mail_reply: Callable[[int, str], str] = lambda n, path: "250 2.1.0 OK"
+        self.rcpt_reply: Callable[[int, str], str] = lambda n, addr: "250 2.1.5 OK"
         self.data_reply: Callable[[int, Transaction], str] = (
             lambda conn, txn: "250 2.0.0 OK accepted")
         self.drop_in_data: Callable[[int], bool] = lambda conn: False
@@ -314,7 +316,10 @@ class SmtpPeer:
                     txn = Transaction(len(self.transactions) + 1, n, helo, m.group(1),
                                       m.group(2).split())
                     self.transactions.append(txn)
-                say("250 2.1.0 OK")
+                reply = self.mail_reply(txn.number, txn.mail_from)
+                if not reply.startswith("2"):
+                    txn = None
+                say(reply)
             elif verb == "RCPT":
                 m = re.match(r"(?i)TO:<([^>]*)>(.*)$", arg)
                 if txn is None or not m:

@@ -490,6 +490,63 @@ def test_peer_550_bounces_with_the_peers_text(net, peer):
     a.wait_queue_empty(timeout=10)
 
 
+@pytest.mark.parametrize("stage", ["MAIL", "DATA"])
+def test_peer_5xx_to_mail_or_end_of_data_bounces(net, peer, stage):
+    """RFC 5321 3.3 / 4.2.5: a 5xx to MAIL, or to the end of the data, fails every recipient of
+    the transaction; the DSN carries the peer's reply and its enhanced status code."""
+    reply = f"554 5.7.1 rejected at {stage} (peer-marker-{stage})"
+    if stage == "MAIL":
+        peer.mail_reply = lambda n, path: reply
+    else:
+        peer.data_reply = lambda n, txn: reply
+    peer.start()
+    a = net.sender_a(routes=route_to(peer))
+    rcpts = ["x@peer.test", "y@peer.test"]
+    submit(a, "demo@a.test", rcpts, message(f"5xx at {stage}", "x@peer.test"))
+    [data] = a.wait_messages("demo", 1, timeout=15)
+    dsn = parse_dsn(data)
+    for rcpt in rcpts:
+        r = dsn.for_rcpt(rcpt)
+        assert r["Action"].strip() == "failed" and r["Status"].strip() == "5.7.1", dict(r)
+        assert f"peer-marker-{stage}" in one_line(r["Diagnostic-Code"]), r["Diagnostic-Code"]
+    a.wait_queue_empty(timeout=10)
+    assert len(peer.delivered()) == 0
+
+
+def test_peer_451_after_data_sends_the_message_again(net, peer):
+    """RFC 5321 4.2.5 / 4.5.4.1: a 4xx to the end of data means not delivered: the whole
+    message is sent again later and accepted then (delivered once)."""
+    peer.data_reply = lambda n, txn: ("451 4.3.0 queue trouble, later" if n == 1
+                                      else "250 2.0.0 OK accepted")
+    peer.start()
+    a = net.sender_a(routes=route_to(peer))
+    msg = message("again", "x@peer.test")
+    submit(a, "demo@a.test", ["x@peer.test"], msg)
+    [t] = peer.wait_delivered(1, timeout=15)
+    first = peer.snapshot()[0]
+    assert first.data_code == 451 and first.data == t.data
+    assert relayed_content(t.data, "mx.a.test") == msg
+    a.wait_queue_empty(timeout=10)
+    assert a.all_messages() == {}
+
+
+def test_reply_without_enhanced_code(net, peer):
+    """RFC 3463 / RFC 3464 2.3.4: a peer without ENHANCEDSTATUSCODES says just "550 text"; the
+    DSN's Status then comes from the reply class (5.0.0) and the Diagnostic-Code keeps the
+    peer's words."""
+    peer.keywords = tuple(k for k in peer.keywords if k != "ENHANCEDSTATUSCODES")
+    peer.rcpt_reply = lambda n, addr: "550 mailbox unavailable (peer-marker-plain)"
+    peer.start()
+    a = net.sender_a(routes=route_to(peer))
+    submit(a, "demo@a.test", ["x@peer.test"], message("plain", "x@peer.test"))
+    [data] = a.wait_messages("demo", 1, timeout=15)
+    r = parse_dsn(data).for_rcpt("x@peer.test")
+    assert r["Action"].strip() == "failed" and r["Status"].strip() == "5.0.0", r["Status"]
+    diag = one_line(r["Diagnostic-Code"])
+    assert diag.lower().startswith("smtp;") and "550 mailbox unavailable (peer-marker-plain)" \
+        in diag, diag
+
+
 def test_peer_down_then_up(net, peer):
     """RFC 5321 4.5.4.1: connection refused is temporary; once the peer listens the message
     is delivered, exactly once."""
@@ -651,6 +708,55 @@ def test_expiry_bounces_4_4_7_after_one_delay_notice(net, peer):
     time.sleep(1.5)
     assert len(a.messages("demo")) == 2, "more than one delay notice or failure DSN"
     assert len(peer.delivered()) == 0
+
+
+def test_notify_failure_only_gets_no_delay_notice(net, peer):
+    """RFC 3461 4.1: a delay notice only for NOTIFY=DELAY or no NOTIFY. With NOTIFY=FAILURE
+    the sender hears nothing while the message waits, then one failure DSN (4.4.7) at expiry."""
+    peer.rcpt_reply = lambda n, addr: "451 4.3.0 not today"
+    peer.start()
+    a = net.sender_a(routes=route_to(peer),
+                     server={"max_queue_lifetime": "5s", "delay_warning": "1s"})
+    with RawSession(a.host, a.port) as s:
+        s.start()
+        s.cmd("MAIL FROM:<demo@a.test>", 250)
+        s.cmd("RCPT TO:<x@peer.test> NOTIFY=FAILURE", 250)
+        s.cmd("DATA", 354)
+        s.send_raw(message("no delay notice", "x@peer.test") + b".\r\n")
+        s.expect(250)
+        s.cmd("QUIT", 221)
+    [data] = a.wait_messages("demo", 1, timeout=20)
+    r = parse_dsn(data).for_rcpt("x@peer.test")
+    assert r["Action"].strip() == "failed" and r["Status"].strip() == "4.4.7", (
+        f"the first notice must be the failure at expiry, got {r['Action']} {r['Status']}")
+    a.wait_queue_empty(timeout=10)
+    time.sleep(1.0)
+    assert len(a.messages("demo")) == 1
+
+
+def test_dsn_echoes_envid_and_orcpt(net, peer):
+    """RFC 3461 6.3 / RFC 3464 2.2.1, 2.3.1: the DSN carries Original-Envelope-Id (the ENVID)
+    and, per recipient, Original-Recipient (the ORCPT), decoded from xtext."""
+    peer.rcpt_reply = lambda n, addr: "550 5.1.1 unknown"
+    peer.start()
+    a = net.sender_a(routes=route_to(peer))
+    with RawSession(a.host, a.port) as s:
+        s.start()
+        s.cmd("MAIL FROM:<demo@a.test> ENVID=track+2Bme-42", 250)
+        s.cmd("RCPT TO:<x@peer.test> ORCPT=rfc822;list+2Bx@peer.test", 250)
+        s.cmd("DATA", 354)
+        s.send_raw(message("envid", "x@peer.test") + b".\r\n")
+        s.expect(250)
+        s.cmd("QUIT", 221)
+    [data] = a.wait_messages("demo", 1, timeout=15)
+    dsn = parse_dsn(data)
+    # written decoded or still in xtext: either way it must decode to what the client sent
+    envid = one_line(dsn.per_message["Original-Envelope-Id"])
+    assert xtext_decode(envid) == "track+me-42", envid
+    r = dsn.for_rcpt("x@peer.test")
+    orcpt = one_line(r["Original-Recipient"])
+    assert orcpt.lower().startswith("rfc822;") and \
+        xtext_decode(orcpt.split(";", 1)[1].strip()) == "list+x@peer.test", orcpt
 
 
 def test_failed_bounce_is_not_bounced_again(net, peer):
