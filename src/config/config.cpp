@@ -603,6 +603,11 @@ void Loader::relay(const toml::table& t) {
       if (auto i = get_int(v, ctx, 1, 100000)) c_.relay_max_per_destination = static_cast<int>(*i);
     } else if (key == "connect_timeout") {
       if (auto d = get_duration(v, ctx, 1s, 24h)) c_.connect_timeout = *d;
+    } else if (key == "rate_per_destination") {
+      auto str = get_string(v, ctx);
+      if (!str) continue;
+      if (auto r = parse_rate(*str)) c_.relay_rate_per_destination = *r;
+      else error(v, ctx, "must be a rate like \"10/s\", \"600/m\" or \"3600/h\" (or \"0\"), got \"" + *str + "\"");
     } else if (key == "trusted_networks") {
       auto arr = get_string_array(v, ctx);
       if (!arr) continue;
@@ -668,6 +673,14 @@ void Loader::routes(const toml::node& n) {
       } else if (key == "tls") {
         if (auto e2 = get_enum(v, ctx, {"none", "may", "encrypt"})) tls = *e2;
         else ok = false;
+      } else if (key == "rate") {
+        auto str = get_string(v, ctx);
+        if (!str) { ok = false; continue; }
+        if (auto rt = parse_rate(*str)) r.rate = *rt;
+        else {
+          error(v, ctx, "must be a rate like \"10/s\", \"600/m\" or \"3600/h\", got \"" + *str + "\"");
+          ok = false;
+        }
       } else {
         unknown_key(k, "[[route]]");
         ok = false;
@@ -1061,5 +1074,6 @@ std::optional<Route> parse_next_hop(std::string_view text, std::string& why) {
   }
   return r;
 }
+
 
 }  // namespace carrier::config

@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "base/rate.hpp"
+
 namespace carrier::config {
 
 struct Listener {
@@ -41,6 +43,7 @@ struct Route {
   std::uint16_t port = 0;  // 0: [relay] port
   bool mx = true;          // true: look up the MX of `host`; false ("[host]"): connect directly
   std::string tls = "may"; // "none" | "may" | "encrypt"  (issue: TLS adds "verify")
+  double rate = 0;         // messages per second to this next hop (0: [relay] rate_per_destination)
   int line = 0;            // where it was configured (diagnostics)
 };
 
@@ -79,6 +82,7 @@ struct Config {
   std::vector<Route> routes;                  // [[route]], first match wins
   int relay_max_connections = 100;            // outgoing SMTP connections in total
   int relay_max_per_destination = 10;         // ... to one next hop
+  double relay_rate_per_destination = 0;      // messages per second per next hop; 0: unlimited
   std::chrono::seconds connect_timeout{30};
 
   // [dns]

@@ -134,6 +134,7 @@ int serve(const config::Config& cfg) {
     x.host = r.host;
     x.port = r.port;
     x.mx = r.mx;
+    x.rate = r.rate;
     x.tls = r.tls == "none"      ? session::TlsPolicy::None
             : r.tls == "encrypt" ? session::TlsPolicy::Encrypt
                                  : session::TlsPolicy::May;
@@ -148,6 +149,7 @@ int serve(const config::Config& cfg) {
   ropts.max_connections = cfg.relay_max_connections;
   ropts.max_per_destination = cfg.relay_max_per_destination;
   ropts.connect_timeout = cfg.connect_timeout;
+  ropts.rate_per_destination = cfg.relay_rate_per_destination;
   ropts.self.names.push_back(cfg.hostname);
   for (const auto& l : cfg.listeners) ropts.self.endpoints.emplace_back(l.address, l.port);
   transport::SmtpTransport relay(ropts);

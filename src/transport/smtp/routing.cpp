@@ -55,4 +55,13 @@ std::vector<Target> plan_targets(const dns::MxResult& mx, std::uint16_t port,
   return out;
 }
 
+std::chrono::nanoseconds RatePacer::reserve(std::chrono::steady_clock::time_point now) {
+  if (per_second_ <= 0) return std::chrono::nanoseconds{0};
+  const auto interval = std::chrono::nanoseconds(static_cast<std::int64_t>(1e9 / per_second_));
+  const auto slot = std::max(now, next_);
+  next_ = slot + interval;
+  return slot - now;
+}
+
+
 }  // namespace carrier::transport

@@ -2,6 +2,7 @@
 // implicit MX, dropping ourselves and every less preferred MX), RFC 7505 (null MX) is decided
 // by the resolver. Configured routes override DNS. No I/O.
 #pragma once
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -9,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/rate.hpp"
 #include "dns/types.hpp"
 #include "session/client_session.hpp"
 
@@ -20,6 +22,20 @@ struct SmtpRoute {
   std::uint16_t port = 0;  // 0: the transport's default port
   bool mx = true;          // look up the MX of host (false: "[host]", connect directly)
   session::TlsPolicy tls = session::TlsPolicy::May;
+  double rate = 0;         // messages per second to this next hop; 0: the transport's default
+};
+
+// Paces messages to one destination at `per_second` (0: unlimited): each message is given the
+// next free slot, interval = 1 / per_second apart. Returns how long the caller must wait
+// before sending; the slot is reserved. Pure: the caller passes the time.
+class RatePacer {
+ public:
+  explicit RatePacer(double per_second = 0) : per_second_(per_second) {}
+  std::chrono::nanoseconds reserve(std::chrono::steady_clock::time_point now);
+
+ private:
+  double per_second_;
+  std::chrono::steady_clock::time_point next_{};
 };
 
 // First matching route: exact domain, then "*.parent" for subdomains, then "*" — in the order

@@ -67,6 +67,7 @@ struct SmtpTransport::Impl : std::enable_shared_from_this<Impl> {
   // Connection slots (touched only on the I/O thread).
   int total = 0;
   std::map<std::string, int> per_dest;
+  std::map<std::string, RatePacer> pacers;  // per next hop, when a rate is configured
   bool stopping = false;
 
   // Connection reuse: after its transactions a healthy connection waits here (per target and
@@ -419,6 +420,16 @@ asio::awaitable<void> SmtpTransport::Impl::run_job(Job* jp, std::promise<void>* 
     }
     std::string why = "no address to connect to";
     bool taken = false;
+    // Per-destination rate limit: wait for this message's slot.
+    if (double rate = route && route->rate > 0 ? route->rate : opts.rate_per_destination; rate > 0) {
+      auto it = pacers.try_emplace(key, rate).first;
+      auto wait = it->second.reserve(std::chrono::steady_clock::now());
+      if (wait.count() > 0) {
+        asio::steady_timer pace(io);
+        pace.expires_after(wait);
+        co_await pace.async_wait(use_tuple);
+      }
+    }
     for (const auto& t : targets) {
       if (!co_await acquire(key)) {
         why = "4.4.5 too many connections to " + key;

@@ -32,6 +32,7 @@ struct SmtpOptions {
   int max_connections = 100;
   int max_per_destination = 10;
   std::chrono::seconds connect_timeout{30};
+  double rate_per_destination = 0;  // messages per second per next hop (0: unlimited)
   session::ClientTimeouts timeouts;
   SelfIdentity self;                // MX loop detection (RFC 5321 5.1)
 };

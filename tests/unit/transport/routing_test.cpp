@@ -95,3 +95,18 @@ TEST(Routing, SelfNameMatchIgnoresCaseAndTrailingDot) {
   plan_targets(mx, 25, self, loops);
   EXPECT_TRUE(loops);
 }
+
+// Per-destination rate limit: messages are spaced 1/rate apart; the first goes at once.
+TEST(Routing, RatePacerSpacesMessages) {
+  using namespace std::chrono;
+  RatePacer p(4.0);  // 4 per second: 250 ms apart
+  steady_clock::time_point t0{};
+  EXPECT_EQ(p.reserve(t0), nanoseconds{0});
+  EXPECT_EQ(duration_cast<milliseconds>(p.reserve(t0)).count(), 250);
+  EXPECT_EQ(duration_cast<milliseconds>(p.reserve(t0)).count(), 500);
+  // Time passing frees slots; no burst is saved up beyond the next slot.
+  EXPECT_EQ(p.reserve(t0 + seconds(10)), nanoseconds{0});
+  EXPECT_EQ(duration_cast<milliseconds>(p.reserve(t0 + seconds(10))).count(), 250);
+  RatePacer unlimited;
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(unlimited.reserve(t0), nanoseconds{0});
+}
