@@ -113,6 +113,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::awaitable<void> read_bdat();
   asio::awaitable<void> commit();
   void open_message();
+  // Content of the message being received: counted, scanned, written to the spool; past the
+  // size limit it is only counted (and the message will be refused).
+  void store(std::string_view content, std::uint64_t max);
   void log_events();
   void lost(bool timeout);
 
@@ -274,6 +277,19 @@ void Connection::open_message() {
   session_.on_message_opened(true, false);
 }
 
+void Connection::store(std::string_view content, std::uint64_t max) {
+  report_.size += content.size();
+  if (report_.size > max) report_.too_big = true;
+  if (report_.too_big) return;
+  if (!scanner_.in_body()) scanner_.feed(content);
+  if (!writer_ || report_.write_failed) return;
+  if (auto r = writer_->write(content); !r) {
+    report_.write_failed = true;
+    report_.write_no_space = r.error().no_space();
+    spdlog::error("conn={} spool write: {}", id_, r.error().message);
+  }
+}
+
 asio::awaitable<void> Connection::read_data() {
   proto::DotDecoder dec(session_.bare_newline_policy());
   const std::uint64_t max = session_.config().limits.max_message_size;
@@ -285,19 +301,7 @@ asio::awaitable<void> Connection::read_data() {
       content.clear();
       auto st = dec.feed(in_.view(), content);
       in_.consume(st.consumed);
-      report_.size += content.size();
-      if (report_.size > max) report_.too_big = true;
-      if (!report_.too_big) {
-        if (!scanner_.in_body()) scanner_.feed(content);
-        if (writer_ && !report_.write_failed) {
-          auto r = writer_->write(content);
-          if (!r) {
-            report_.write_failed = true;
-            report_.write_no_space = r.error().no_space();
-            spdlog::error("conn={} spool write: {}", id_, r.error().message);
-          }
-        }
-      }
+      store(content, max);
       if (st.done) break;
     }
     if (!co_await read_more(srv_->ctx.limits.command_timeout, kDataReadSize)) {
@@ -330,21 +334,7 @@ asio::awaitable<void> Connection::read_bdat() {
     }
     std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, in_.size()));
     std::string_view chunk = in_.view().substr(0, take);
-    if (!discard) {
-      report_.size += take;
-      if (report_.size > max) report_.too_big = true;
-      if (!report_.too_big) {
-        if (!scanner_.in_body()) scanner_.feed(chunk);
-        if (writer_ && !report_.write_failed) {
-          auto r = writer_->write(chunk);
-          if (!r) {
-            report_.write_failed = true;
-            report_.write_no_space = r.error().no_space();
-            spdlog::error("conn={} spool write: {}", id_, r.error().message);
-          }
-        }
-      }
-    }
+    if (!discard) store(chunk, max);
     in_.consume(take);
     remaining -= take;
   }

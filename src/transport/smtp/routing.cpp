@@ -1,4 +1,5 @@
 // carrier transport/smtp: routing rules. See routing.hpp.
+#include "proto/address.hpp"
 #include "transport/smtp/routing.hpp"
 
 #include <algorithm>
@@ -6,17 +7,10 @@
 
 namespace carrier::transport {
 namespace {
-std::string lower(std::string_view s) {
-  std::string r(s);
-  for (auto& c : r)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  if (!r.empty() && r.back() == '.') r.pop_back();
-  return r;
-}
 }  // namespace
 
 const SmtpRoute* match_route(const std::vector<SmtpRoute>& routes, std::string_view domain) {
-  const std::string d = lower(domain);
+  const std::string d = proto::normalize_domain(domain);
   for (const auto& r : routes) {
     if (r.domain == "*") return &r;
     if (r.domain.size() > 2 && r.domain[0] == '*' && r.domain[1] == '.') {
@@ -34,7 +28,7 @@ std::vector<Target> plan_targets(const dns::MxResult& mx, std::uint16_t port,
                                  const SelfIdentity& self, bool& loops) {
   loops = false;
   auto is_self = [&](const dns::Host& h) {
-    if (std::find(self.names.begin(), self.names.end(), lower(h.name)) != self.names.end())
+    if (std::find(self.names.begin(), self.names.end(), proto::normalize_domain(h.name)) != self.names.end())
       return true;
     for (const auto& ip : h.addresses)
       for (const auto& [sip, sport] : self.endpoints)

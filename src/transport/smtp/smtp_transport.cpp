@@ -1,4 +1,5 @@
 // carrier transport/smtp: the relay transport's I/O. See smtp_transport.hpp.
+#include "proto/address.hpp"
 #include "transport/smtp/smtp_transport.hpp"
 
 // g++ 12 reports -Wmismatched-new-delete inside asio's awaitable frame allocator (its own
@@ -25,13 +26,6 @@ constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
 
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string r(s);
-  for (auto& c : r)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  if (!r.empty() && r.back() == '.') r.pop_back();
-  return r;
-}
 
 std::string reply_text(const proto::Reply& r) {
   std::string s = std::to_string(r.code);
@@ -488,7 +482,7 @@ std::vector<Result> SmtpTransport::deliver(const Request& req) {
       out.push_back(Result{i, Status::Deferred, "4.3.0 smtp: no such recipient index"});
       continue;
     }
-    by_domain[lower(req.message->envelope.recipients[i].address.domain)].push_back(i);
+    by_domain[proto::normalize_domain(req.message->envelope.recipients[i].address.domain)].push_back(i);
   }
   std::vector<std::unique_ptr<Impl::Job>> jobs;
   std::vector<std::promise<void>> promises(by_domain.size());
