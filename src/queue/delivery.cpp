@@ -243,8 +243,9 @@ std::optional<std::string> Delivery::send_notice(const spool::Stored& msg, const
   using proto::DsnAction;
   const std::string& id = msg.id;
   const proto::Envelope& env = msg.envelope;
-  const char* what = n.action == DsnAction::Failed ? "non-delivery notification"
-                                                   : "delay notification";
+  const char* what = n.action == DsnAction::Failed    ? "non-delivery notification"
+                     : n.action == DsnAction::Delayed ? "delay notification"
+                                                      : "delivery notification";
   const std::string sender = env.sender.str();
 
   std::vector<proto::EnvelopeRecipient> to;
@@ -306,6 +307,8 @@ std::optional<std::string> Delivery::send_notice(const spool::Stored& msg, const
     std::string st = leading_status(detail);
     if (n.action == DsnAction::Delayed) {
       if (st.empty() || st[0] != '4') st = "4.0.0";
+    } else if (n.action == DsnAction::Delivered || n.action == DsnAction::Relayed) {
+      if (st.empty() || st[0] != '2') st = "2.0.0";
     } else if (st.empty() || st[0] == '2') {
       st = "5.0.0";
     }
@@ -368,6 +371,7 @@ void Delivery::process(const std::string& id) {
       }
 
       std::vector<spool::RecipientResult> records;
+      std::vector<std::pair<std::size_t, std::string>> delivered_ok, relayed_ok;  // NOTIFY=SUCCESS
       bool any_deferred = false;
       auto run = [&](transport::Transport& tr, const std::vector<std::size_t>& which) {
         if (which.empty()) return;
@@ -395,6 +399,14 @@ void Delivery::process(const std::string& id) {
           }
           if (rr.status == Status::Deferred) any_deferred = true;
           else done[idx] = true;
+          // RFC 3461 5.2.2 / 5.2.3: NOTIFY=SUCCESS asks for a notice on final delivery here,
+          // or when relayed to a host that will not send one itself.
+          if (rr.status == Status::Delivered && (rcpts[idx].notify & proto::kNotifySuccess)) {
+            if (rcpts[idx].route == proto::RcptRoute::Local)
+              delivered_ok.emplace_back(idx, rr.detail);
+            else if (r != results.end() && r->relayed)
+              relayed_ok.emplace_back(idx, rr.detail);
+          }
           out.lines.push_back(Line{idx, who(rcpts[idx]), tr.name(), rr.status, rr.detail});
           records.push_back(std::move(rr));
         }
@@ -473,6 +485,19 @@ void Delivery::process(const std::string& id) {
           out.notices.push_back(std::move(*dsn));
           notified = true;
         }
+
+      // Success notices (RFC 3461 5.2.2, 5.2.3): one for "delivered", one for "relayed".
+      if (!null_sender) {
+        for (auto* list : {&delivered_ok, &relayed_ok}) {
+          if (list->empty()) continue;
+          Notice ok{list == &delivered_ok ? proto::DsnAction::Delivered : proto::DsnAction::Relayed,
+                    *list, received_ms, now};
+          if (auto dsn = send_notice(msg, ok, notes)) {
+            out.notices.push_back(std::move(*dsn));
+            notified = true;
+          }
+        }
+      }
 
       // One delay notice per message, when it is rescheduled after delay_warning.
       if (out.kind == Outcome::Retry && !null_sender && opts_.delay_warning > seconds(0) &&

@@ -19,6 +19,9 @@ struct Result {
   std::size_t index = 0;
   spool::RecipientResult::Status status = spool::RecipientResult::Status::Deferred;
   std::string detail;  // reply or reason; with an enhanced status code where one applies
+  // Delivered to a next hop that does not support DSN although the recipient asked for
+  // NOTIFY=SUCCESS: carrier itself owes the sender a "relayed" notice (RFC 3461 5.2.2).
+  bool relayed = false;
 };
 
 class Transport {

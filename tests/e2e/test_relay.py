@@ -867,6 +867,34 @@ def test_bounce_to_a_remote_sender_goes_out_over_smtp(net, peer):
     a.wait_queue_empty(timeout=10)
 
 
+def test_notify_success_and_never(net, peer):
+    """RFC 3461 4.1 / 5.2.2: NOTIFY=SUCCESS relayed to a server without DSN earns a "relayed"
+    DSN; NOTIFY=NEVER on a rejected recipient earns none. One DSN, one block."""
+    peer.rcpt_reply = lambda n, addr: ("550 5.1.1 unknown" if addr.startswith("bad@")
+                                       else "250 2.1.5 OK")
+    peer.start()
+    a = net.sender_a(routes=route_to(peer))
+    with RawSession(a.host, a.port) as s:
+        s.start()
+        s.cmd("MAIL FROM:<demo@a.test>", 250)
+        s.cmd("RCPT TO:<ok@peer.test> NOTIFY=SUCCESS", 250)
+        s.cmd("RCPT TO:<bad@peer.test> NOTIFY=NEVER", 250)
+        s.cmd("DATA", 354)
+        s.send_raw(message("notify", "ok@peer.test") + b".\r\n")
+        s.expect(250)
+        s.cmd("QUIT", 221)
+    peer.wait_delivered(1, timeout=15)
+    [data] = a.wait_messages("demo", 1, timeout=15)
+    dsn = parse_dsn(data)
+    [r] = dsn.recipients
+    assert one_line(r["Final-Recipient"]).lower() == "rfc822; ok@peer.test"
+    assert r["Action"].strip() == "relayed" and r["Status"].strip().startswith("2."), (
+        r["Action"], r["Status"])
+    a.wait_queue_empty(timeout=10)
+    time.sleep(1.0)
+    assert len(a.messages("demo")) == 1, "a DSN for the NOTIFY=NEVER recipient"
+
+
 @pytest.mark.parametrize("ret", ["FULL", None])
 def test_bounce_returns_full_message_or_headers(net, peer, ret):
     """RFC 3461 4.3 / RFC 3464 2: RET=FULL returns the whole message (message/rfc822), else the
@@ -919,3 +947,21 @@ def test_forwarding_loop_is_cut_and_bounced(net):
     assert len(a.messages("demo")) == 1 and b.all_messages() == {}
 
 
+def test_notify_success_on_local_delivery(net):
+    """RFC 3461 5.2.3: a recipient delivered locally with NOTIFY=SUCCESS earns a "delivered"
+    DSN to the sender (here demo, mail to postmaster, both on A)."""
+    a = net.sender_a()
+    with RawSession(a.host, a.port) as s:
+        s.start()
+        s.cmd("MAIL FROM:<demo@a.test>", 250)
+        s.cmd("RCPT TO:<postmaster@a.test> NOTIFY=SUCCESS", 250)
+        s.cmd("DATA", 354)
+        s.send_raw(message("success please", "postmaster@a.test") + b".\r\n")
+        s.expect(250)
+        s.cmd("QUIT", 221)
+    a.wait_messages("postmaster", 1, timeout=15)
+    [data] = a.wait_messages("demo", 1, timeout=15)
+    [r] = parse_dsn(data).recipients
+    assert one_line(r["Final-Recipient"]).lower() == "rfc822; postmaster@a.test"
+    assert r["Action"].strip() == "delivered" and r["Status"].strip().startswith("2."), (
+        r["Action"], r["Status"])

@@ -218,6 +218,7 @@ asio::awaitable<bool> SmtpTransport::Impl::attempt(Job& job, const Target& t,
         if (o.kind == session::RcptOutcome::Delivered) {
           res.status = Status::Delivered;
           res.detail = status_of(o.reply, "2.0.0") + " relayed to " + where + ": " + text;
+          res.relayed = o.relayed_without_dsn;
         } else {
           res.status = o.kind == session::RcptOutcome::PermFail ? Status::Failed : Status::Deferred;
           const char* fb = res.status == Status::Failed ? "5.0.0" : "4.0.0";
