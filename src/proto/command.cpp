@@ -3,6 +3,7 @@
 // BDAT/BINARYMIME, RFC 6531 SMTPUTF8, RFC 3461 DSN (RET, ENVID, NOTIFY, ORCPT, xtext),
 // RFC 6533 ORCPT utf-8 address type, RFC 4954 5 MAIL AUTH=. Handles UNTRUSTED input: every
 // failure is a Reply value (RFC 5321 4.2.3 codes, RFC 3463 enhanced codes), nothing throws.
+#include "base/ascii.hpp"
 #include "proto/command.hpp"
 
 #include <array>
@@ -21,17 +22,10 @@ constexpr std::size_t kMaxAuth = 500;        // AUTH= value (an xtext mailbox)
 constexpr std::size_t kMaxHelo = 255;        // a domain (RFC 5321 4.5.3.1.2) or a literal
 constexpr std::size_t kMaxKeywordEcho = 32;  // keyword length echoed in a reply
 
-constexpr char upper(char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 32) : c; }
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (upper(a[i]) != upper(b[i])) return false;
-  return true;
-}
 
 bool istarts_with(std::string_view s, std::string_view p) {
-  return s.size() >= p.size() && iequals(s.substr(0, p.size()), p);
+  return s.size() >= p.size() && ascii_iequals(s.substr(0, p.size()), p);
 }
 
 constexpr bool is_alnum(unsigned char c) {
@@ -202,7 +196,7 @@ std::optional<std::string> decode_utf8_addr(std::string_view v, bool smtputf8) {
       char32_t cp = 0;
       std::size_t digits = 0;
       while (j < v.size() && v[j] != '}') {
-        if (!is_upper_hex(upper(v[j])) || ++digits > 6) return std::nullopt;
+        if (!is_upper_hex(ascii_upper(v[j])) || ++digits > 6) return std::nullopt;
         cp = cp * 16 + static_cast<char32_t>(hex_value(v[j]));
         ++j;
       }
@@ -261,7 +255,7 @@ std::optional<Reply> parse_orcpt(std::string_view v, bool smtputf8, RcptParams& 
     if (!(is_alnum(c) || std::strchr("!#$%&'*+-/?^_`{|}~", c) != nullptr) || c == 0) return bad;
   }
   std::optional<std::string> decoded;
-  if (iequals(type, "utf-8")) {
+  if (ascii_iequals(type, "utf-8")) {
     decoded = decode_utf8_addr(addr, smtputf8);
   } else {
     decoded = xtext_decode(addr);
@@ -283,13 +277,13 @@ std::optional<Reply> parse_notify(std::string_view v, RcptParams& rp) {
   while (true) {
     std::size_t comma = v.find(',', i);
     std::string_view item = v.substr(i, comma == std::string_view::npos ? v.size() - i : comma - i);
-    if (iequals(item, "NEVER"))
+    if (ascii_iequals(item, "NEVER"))
       bits |= kNotifyNever;
-    else if (iequals(item, "SUCCESS"))
+    else if (ascii_iequals(item, "SUCCESS"))
       bits |= kNotifySuccess;
-    else if (iequals(item, "FAILURE"))
+    else if (ascii_iequals(item, "FAILURE"))
       bits |= kNotifyFailure;
-    else if (iequals(item, "DELAY"))
+    else if (ascii_iequals(item, "DELAY"))
       bits |= kNotifyDelay;
     else
       return bad;  // unknown word or empty item
@@ -316,7 +310,7 @@ Command parse_command(std::string_view line) {
   c.arg = sp == std::string_view::npos ? std::string_view() : line.substr(sp + 1);
   std::string_view v = c.name;
   if (v.size() == 4) {
-    char k[4] = {upper(v[0]), upper(v[1]), upper(v[2]), upper(v[3])};
+    char k[4] = {ascii_upper(v[0]), ascii_upper(v[1]), ascii_upper(v[2]), ascii_upper(v[3])};
     std::string_view key(k, 4);
     static constexpr std::pair<std::string_view, Verb> kVerbs[] = {
         {"HELO", Verb::Helo}, {"EHLO", Verb::Ehlo}, {"MAIL", Verb::Mail}, {"RCPT", Verb::Rcpt},
@@ -330,7 +324,7 @@ Command parse_command(std::string_view line) {
         break;
       }
     }
-  } else if (iequals(v, "STARTTLS")) {
+  } else if (ascii_iequals(v, "STARTTLS")) {
     c.verb = Verb::StartTls;
   }
   return c;
@@ -349,17 +343,17 @@ MailResult parse_mail(std::string_view arg, const Extensions& ext) {
   auto err = for_each_param(rest.substr(path->consumed), kMailUsage,
                             [&](const Param& p) -> std::optional<Reply> {
     unsigned key = 0;
-    if (iequals(p.keyword, "SIZE") && ext.size)
+    if (ascii_iequals(p.keyword, "SIZE") && ext.size)
       key = kSize;
-    else if (iequals(p.keyword, "BODY") && (ext.eightbitmime || ext.chunking))
+    else if (ascii_iequals(p.keyword, "BODY") && (ext.eightbitmime || ext.chunking))
       key = kBody;
-    else if (iequals(p.keyword, "SMTPUTF8") && ext.smtputf8)
+    else if (ascii_iequals(p.keyword, "SMTPUTF8") && ext.smtputf8)
       key = kUtf8;
-    else if (iequals(p.keyword, "RET") && ext.dsn)
+    else if (ascii_iequals(p.keyword, "RET") && ext.dsn)
       key = kRet;
-    else if (iequals(p.keyword, "ENVID") && ext.dsn)
+    else if (ascii_iequals(p.keyword, "ENVID") && ext.dsn)
       key = kEnvid;
-    else if (iequals(p.keyword, "AUTH") && ext.auth)
+    else if (ascii_iequals(p.keyword, "AUTH") && ext.auth)
       key = kAuth;
     else
       return unsupported_param(p.keyword);
@@ -378,12 +372,12 @@ MailResult parse_mail(std::string_view arg, const Extensions& ext) {
       case kBody: {
         static const Reply bad = param_syntax("Syntax: BODY=7BIT|8BITMIME|BINARYMIME");
         if (!p.has_value) return bad;
-        if (iequals(p.value, "7BIT")) {
+        if (ascii_iequals(p.value, "7BIT")) {
           mp.body = Body::SevenBit;
-        } else if (iequals(p.value, "8BITMIME")) {
+        } else if (ascii_iequals(p.value, "8BITMIME")) {
           if (!ext.eightbitmime) return Reply(555, "5.5.4", "BODY=8BITMIME not supported");
           mp.body = Body::EightBitMime;
-        } else if (iequals(p.value, "BINARYMIME")) {
+        } else if (ascii_iequals(p.value, "BINARYMIME")) {
           // RFC 3030 3: BINARYMIME only together with CHUNKING
           if (!ext.chunking) return Reply(555, "5.5.4", "BODY=BINARYMIME not supported");
           mp.body = Body::BinaryMime;
@@ -398,9 +392,9 @@ MailResult parse_mail(std::string_view arg, const Extensions& ext) {
         mp.smtputf8 = true;
         return std::nullopt;
       case kRet:
-        if (p.has_value && iequals(p.value, "FULL"))
+        if (p.has_value && ascii_iequals(p.value, "FULL"))
           mp.ret = Ret::Full;
-        else if (p.has_value && iequals(p.value, "HDRS"))
+        else if (p.has_value && ascii_iequals(p.value, "HDRS"))
           mp.ret = Ret::Hdrs;
         else
           return param_syntax("Syntax: RET=FULL|HDRS");
@@ -447,9 +441,9 @@ RcptResult parse_rcpt(std::string_view arg, const Extensions& ext, bool smtputf8
   auto err = for_each_param(rest.substr(path->consumed), kRcptUsage,
                             [&](const Param& p) -> std::optional<Reply> {
     unsigned key = 0;
-    if (iequals(p.keyword, "NOTIFY") && ext.dsn)
+    if (ascii_iequals(p.keyword, "NOTIFY") && ext.dsn)
       key = kNotify;
-    else if (iequals(p.keyword, "ORCPT") && ext.dsn)
+    else if (ascii_iequals(p.keyword, "ORCPT") && ext.dsn)
       key = kOrcpt;
     else
       return unsupported_param(p.keyword);
@@ -480,7 +474,7 @@ BdatResult parse_bdat(std::string_view arg) {
     std::string_view word = rest.substr(0, end);
     if (end != std::string_view::npos && !skip_spaces(rest.substr(end)).empty()) return bad;
     if (!word.empty()) {
-      if (!iequals(word, "LAST")) return bad;
+      if (!ascii_iequals(word, "LAST")) return bad;
       b.last = true;
     }
   }

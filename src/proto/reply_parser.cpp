@@ -2,6 +2,7 @@
 // 4.5.3.1.5), enhanced status codes (RFC 2034 4, RFC 3463 2) and the EHLO keyword list
 // (RFC 5321 4.1.1.1; RFC 1870 4 SIZE, RFC 4954 3 AUTH). Handles UNTRUSTED input: every
 // malformed or oversized reply becomes an error value; nothing throws, memory is bounded.
+#include "base/ascii.hpp"
 #include "proto/reply_parser.hpp"
 
 #include <cstring>
@@ -11,14 +12,7 @@ namespace carrier::proto {
 namespace {
 
 constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
-constexpr char upper(char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 32) : c; }
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (upper(a[i]) != upper(b[i])) return false;
-  return true;
-}
 
 // Length of "1*3digit" at the start of s (0 when none or more than three digits).
 std::size_t digits_1_3(std::string_view s) {
@@ -65,7 +59,7 @@ std::optional<std::uint64_t> parse_size_param(std::string_view s) {
 bool valid_mechanism(std::string_view m) {
   if (m.empty() || m.size() > kMaxAuthMechanismLength) return false;
   for (char c : m) {
-    const char u = upper(c);
+    const char u = ascii_upper(c);
     if (!((u >= 'A' && u <= 'Z') || is_digit(u) || u == '-' || u == '_')) return false;
   }
   return true;
@@ -232,34 +226,34 @@ ServerCaps parse_ehlo(const Reply& r) {
     while (kend < l.size() && l[kend] != ' ' && l[kend] != '=') ++kend;
     const std::string_view kw = l.substr(0, kend);
     std::string_view params = kend < l.size() ? l.substr(kend + 1) : std::string_view();
-    if (iequals(kw, "PIPELINING")) {
+    if (ascii_iequals(kw, "PIPELINING")) {
       caps.pipelining = true;
-    } else if (iequals(kw, "8BITMIME")) {
+    } else if (ascii_iequals(kw, "8BITMIME")) {
       caps.eightbitmime = true;
-    } else if (iequals(kw, "SMTPUTF8")) {
+    } else if (ascii_iequals(kw, "SMTPUTF8")) {
       caps.smtputf8 = true;
-    } else if (iequals(kw, "CHUNKING")) {
+    } else if (ascii_iequals(kw, "CHUNKING")) {
       caps.chunking = true;
-    } else if (iequals(kw, "BINARYMIME")) {
+    } else if (ascii_iequals(kw, "BINARYMIME")) {
       caps.binarymime = true;
-    } else if (iequals(kw, "DSN")) {
+    } else if (ascii_iequals(kw, "DSN")) {
       caps.dsn = true;
-    } else if (iequals(kw, "STARTTLS")) {
+    } else if (ascii_iequals(kw, "STARTTLS")) {
       caps.starttls = true;
-    } else if (iequals(kw, "ENHANCEDSTATUSCODES")) {
+    } else if (ascii_iequals(kw, "ENHANCEDSTATUSCODES")) {
       caps.enhancedstatuscodes = true;
-    } else if (iequals(kw, "SIZE")) {
+    } else if (ascii_iequals(kw, "SIZE")) {
       caps.size_offered = true;
       while (!params.empty() && params.front() == ' ') params.remove_prefix(1);
       caps.size = parse_size_param(params.substr(0, params.find(' ')));
-    } else if (iequals(kw, "AUTH")) {
+    } else if (ascii_iequals(kw, "AUTH")) {
       while (!params.empty()) {
         const std::size_t sp = params.find(' ');
         const std::string_view mech = params.substr(0, sp);
         params.remove_prefix(sp == std::string_view::npos ? params.size() : sp + 1);
         if (!valid_mechanism(mech)) continue;
         std::string m;
-        for (char c : mech) m += upper(c);
+        for (char c : mech) m += ascii_upper(c);
         bool dup = false;
         for (const auto& have : caps.auth) dup = dup || have == m;
         if (!dup && caps.auth.size() < kMaxAuthMechanisms) caps.auth.push_back(std::move(m));

@@ -5,6 +5,7 @@
 // Input: message bytes are stored opaquely; spool files read back at startup are treated as
 // untrusted (strict header and JSON checks, size limits); a file that does not parse is moved
 // to corrupt/, never deleted.
+#include "base/fs.hpp"
 #include "spool/spool.hpp"
 
 #include <fcntl.h>
@@ -100,15 +101,6 @@ Result<std::size_t> pread_full(int fd, char* p, std::size_t n, std::uint64_t off
   return got;
 }
 
-// rename without ever replacing an existing target. Falls back to link+unlink on file
-// systems without RENAME_NOREPLACE (link fails with EEXIST as well).
-int rename_noreplace(int from_dir, const char* from, int to_dir, const char* to) {
-  if (::renameat2(from_dir, from, to_dir, to, RENAME_NOREPLACE) == 0) return 0;
-  if (errno != EINVAL && errno != ENOSYS) return -1;
-  if (::linkat(from_dir, from, to_dir, to, 0) != 0) return -1;
-  ::unlinkat(from_dir, from, 0);
-  return 0;
-}
 
 int fsync_retry(int fd) {
   int rc;
@@ -483,6 +475,17 @@ void run_done(Job& j, Result<std::string> r) {
 }  // namespace
 
 struct Spool::Impl {
+  // Appends lines to state/ID (one write); with sync, fdatasync the file and fsync state/.
+  Result<void> append_state(const std::string& id, const std::string& text, bool sync) const {
+    int fd = ::openat(state_fd, id.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return sys_error("spool open state/" + id);
+    auto w = write_all(fd, text.data(), text.size(), "spool write state/" + id);
+    if (w && sync && fdatasync_retry(fd) != 0) w = sys_error("spool fdatasync state/" + id);
+    ::close(fd);
+    if (w && sync && fsync_retry(state_fd) != 0) w = sys_error("spool fsync state/");
+    return w;
+  }
+
   std::filesystem::path dir;
   dev_t dev = 0;
   Options opts;
@@ -1092,13 +1095,7 @@ Result<void> Spool::record(std::string_view id_sv, const std::vector<RecipientRe
     for (char c : r.detail) text += (c == '\r' || c == '\n') ? ' ' : c;
     text += '\n';
   }
-  int fd = ::openat(impl_->state_fd, id.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) return sys_error("spool open state/" + id);
-  auto w = write_all(fd, text.data(), text.size(), "spool write state/" + id);
-  if (w && sync && fdatasync_retry(fd) != 0) w = sys_error("spool fdatasync state/" + id);
-  ::close(fd);
-  if (w && sync && fsync_retry(impl_->state_fd) != 0) w = sys_error("spool fsync state/");
-  return w;
+  return impl_->append_state(id, text, sync);
 }
 
 Result<void> Spool::record_event(std::string_view id_sv, std::string_view event, bool sync) {
@@ -1111,13 +1108,7 @@ Result<void> Spool::record_event(std::string_view id_sv, std::string_view event,
   const std::size_t room = kMaxStateLine - text.size() - 1;  // the line stays readable
   for (char c : event.substr(0, room)) text += (c == '\r' || c == '\n') ? ' ' : c;
   text += '\n';
-  int fd = ::openat(impl_->state_fd, id.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) return sys_error("spool open state/" + id);
-  auto w = write_all(fd, text.data(), text.size(), "spool write state/" + id);
-  if (w && sync && fdatasync_retry(fd) != 0) w = sys_error("spool fdatasync state/" + id);
-  ::close(fd);
-  if (w && sync && fsync_retry(impl_->state_fd) != 0) w = sys_error("spool fsync state/");
-  return w;
+  return impl_->append_state(id, text, sync);
 }
 
 Result<void> Spool::remove(std::string_view id_sv) {

@@ -111,6 +111,8 @@ def merge(base: dict, over: dict) -> dict:
 
 
 class Carrier:
+    # The "listening on" line to wait for; subclasses on other loopback addresses widen it.
+    listen_re = LISTEN_RE
     """A running carrier process and helpers to look at what it did."""
 
     def __init__(self, workdir: Path, name: str, sections: dict, args: list[str]):
@@ -139,16 +141,16 @@ class Carrier:
                 stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=self.workdir)
         deadline = time.monotonic() + timeout
         while True:
-            found = LISTEN_RE.findall(self.stdout_path.read_text(errors="replace"))
+            found = self.listen_re.findall(self.stdout_path.read_text(errors="replace"))
             if found:
                 self.listeners = [(h, int(p), kind) for h, p, kind in found]
                 self.host, self.port = self.listeners[0][0], self.listeners[0][1]
                 return self
             if self.proc.poll() is not None:
-                raise AssertionError(f"carrier exited with {self.proc.returncode} before listening;"
-                                     f" stderr:\n{self.log()[-4000:]}")
+                raise AssertionError(f"{self.name} exited with {self.proc.returncode} before"
+                                     f" listening; stderr:\n{self.log()[-4000:]}")
             if time.monotonic() > deadline:
-                raise AssertionError(f"carrier printed no 'listening on' line in {timeout}s;"
+                raise AssertionError(f"{self.name} printed no 'listening on' line in {timeout}s;"
                                      f" stdout:\n{self.stdout_path.read_text()}")
             time.sleep(0.02)
 

@@ -430,26 +430,7 @@ class Postfix:
 class RelayCarrier(Carrier):
     """carrier whose listener may be on any 127.x address (the base class expects 127.0.0.1)."""
 
-    def start(self, timeout: float = 20.0) -> "RelayCarrier":
-        assert CARRIER_BIN.exists(), f"carrier binary not found at {CARRIER_BIN} (set CARRIER_BIN)"
-        with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
-            self.proc = subprocess.Popen(
-                [str(CARRIER_BIN), "serve", "--config", str(self.config_path), *self.args],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=self.workdir)
-        deadline = time.monotonic() + timeout
-        while True:
-            found = LISTEN_ANY_RE.findall(self.stdout_path.read_text(errors="replace"))
-            if found:
-                self.listeners = [(h, int(p), kind) for h, p, kind in found]
-                self.host, self.port = self.listeners[0][0], self.listeners[0][1]
-                return self
-            if self.proc.poll() is not None:
-                raise AssertionError(f"{self.name} exited with {self.proc.returncode} before"
-                                     f" listening; stderr:\n{self.log()[-4000:]}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{self.name} printed no 'listening on' line in {timeout}s;"
-                                     f" stdout:\n{self.stdout_path.read_text()}")
-            time.sleep(0.02)
+    listen_re = LISTEN_ANY_RE
 
     def all_messages(self) -> dict[str, list[bytes]]:
         """Every file in every Maildir new/ and cur/: {mailbox: [contents]}."""

@@ -5,6 +5,7 @@
 // temporary file is removed and the recipient is deferred; new/ never holds a partial file.
 // Input: spool content (ours) and the mailbox name, re-validated here; header values are
 // sanitised so an address can never split a header line.
+#include "base/fs.hpp"
 #include "transport/maildir/maildir.hpp"
 
 #include <fcntl.h>
@@ -127,13 +128,6 @@ std::optional<Failure> fsync_dir(const std::filesystem::path& p) {
   return std::nullopt;
 }
 
-int rename_noreplace(int from_dir, const char* from, int to_dir, const char* to) {
-  if (::renameat2(from_dir, from, to_dir, to, RENAME_NOREPLACE) == 0) return 0;
-  if (errno != EINVAL && errno != ENOSYS) return -1;
-  if (::linkat(from_dir, from, to_dir, to, 0) != 0) return -1;
-  ::unlinkat(from_dir, from, 0);
-  return 0;
-}
 
 std::int64_t now_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
