@@ -45,6 +45,7 @@ bench: build
 	../shared/bench/setup.sh
 	./bench/accept.sh
 	./bench/relay.sh
+	BUILD_DIR=$(BUILD) ./bench/tls.sh
 
 clean:
 	rm -rf $(BUILD) build-fuzz
