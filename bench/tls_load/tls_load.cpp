@@ -20,11 +20,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <csignal>
 #include <ctime>
 #include <latch>
 #include <mutex>
@@ -235,6 +237,7 @@ class Conn {
     int r = SSL_connect(ssl_);
     if (r != 1) {
       int e = SSL_get_error(ssl_, r);
+      tls_failed_ = true;
       int saved = errno;
       err = "TLS handshake failed (SSL error " + std::to_string(e) + ")";
       long vr = SSL_get_verify_result(ssl_);
@@ -272,7 +275,8 @@ class Conn {
     for (int n = 0; n < kMaxReplyLines; ++n) {
       std::string line;
       if (!read_line(line, err)) return -1;
-      if (line.size() < 3 || !std::all_of(line.begin(), line.begin() + 3, ::isdigit) ||
+      auto digit = [](char ch) { return ch >= '0' && ch <= '9'; };
+      if (line.size() < 3 || !std::all_of(line.begin(), line.begin() + 3, digit) ||
           (line.size() > 3 && line[3] != ' ' && line[3] != '-')) {
         err = "malformed reply line: " + line.substr(0, 80);
         return -1;
@@ -295,13 +299,14 @@ class Conn {
 
   const std::string& last_line() const { return last_; }
 
-  // Sends close_notify (not waiting for the peer's) and closes the socket.
+  // Sends close_notify (not waiting for the peer's; not after a TLS error) and closes.
   void close() {
     if (ssl_) {
-      SSL_shutdown(ssl_);
+      if (!tls_failed_) SSL_shutdown(ssl_);
       SSL_free(ssl_);
       ssl_ = nullptr;
     }
+    tls_failed_ = false;
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
     buf_.clear();
@@ -316,6 +321,7 @@ class Conn {
   }
   bool ssl_fail(std::string& err, const char* what, int r) {
     int e = SSL_get_error(ssl_, r);
+    tls_failed_ = true;
     int saved = errno;
     err = std::string("TLS ") + what + " failed (SSL error " + std::to_string(e) + ")";
     if (e == SSL_ERROR_ZERO_RETURN) err = std::string("TLS ") + what + ": peer closed (close_notify)";
@@ -369,6 +375,7 @@ class Conn {
 
   int fd_ = -1;
   SSL* ssl_ = nullptr;
+  bool tls_failed_ = false;
   std::string buf_;
   std::size_t pos_ = 0;
   std::string last_;
@@ -419,7 +426,8 @@ bool ehlo(Conn& c, const Options& o, bool want_starttls, std::string& err) {
     bool found = false;
     for (std::size_t i = 1; i < lines.size(); ++i) {
       std::string k = lines[i].substr(0, lines[i].find(' '));
-      std::transform(k.begin(), k.end(), k.begin(), ::toupper);
+      std::transform(k.begin(), k.end(), k.begin(),
+                     [](char ch) { return static_cast<char>(std::toupper(static_cast<unsigned char>(ch))); });
       if (k == "STARTTLS") found = true;
     }
     if (!found) {
@@ -547,6 +555,7 @@ double percentile(std::vector<double>& v, double p) {
 int main(int argc, char** argv) {
   Options o;
   std::string err;
+  std::signal(SIGPIPE, SIG_IGN);  // a server that closes early is an error value, not a signal
   if (!parse_args(argc, argv, o, err)) {
     std::fprintf(stderr, "carrier-tls-load: %s\n", err.c_str());
     usage(stderr);
