@@ -1,9 +1,17 @@
-// carrier: the command line. `carrier serve`, `carrier check-config FILE`, `--version`.
+// carrier: the command line. `carrier serve`, `carrier check-config FILE`, `carrier passwd`,
+// `carrier reload`, `--version`.
 #include <CLI/CLI.hpp>
+#include <signal.h>
+#include <termios.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <iostream>
 
+#include "auth/password.hpp"
 #include "config/config.hpp"
 #include "server/server.hpp"
 
@@ -14,11 +22,95 @@ int print_diags(const std::vector<carrier::config::Diagnostic>& diags) {
   return diags.empty() ? 0 : 1;
 }
 
+// Reads one line from the terminal without echo (prompt on stderr), or from stdin.
+bool read_secret(const char* prompt, bool tty, std::string& out) {
+  termios old{};
+  if (tty) {
+    std::fprintf(stderr, "%s", prompt);
+    std::fflush(stderr);
+    tcgetattr(STDIN_FILENO, &old);
+    termios quiet = old;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+  }
+  bool ok = static_cast<bool>(std::getline(std::cin, out));
+  if (tty) {
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+    std::fprintf(stderr, "\n");
+  }
+  if (!out.empty() && out.back() == '\r') out.pop_back();
+  return ok;
+}
+
+// `carrier passwd`: a yescrypt hash for a password file line.
+int cmd_passwd(const std::string& user) {
+  const bool tty = ::isatty(STDIN_FILENO) == 1;
+  std::string pw, again;
+  if (!read_secret("Password: ", tty, pw)) {
+    std::cerr << "carrier passwd: no password given\n";
+    return 1;
+  }
+  if (tty && (!read_secret("Again: ", tty, again) || again != pw)) {
+    std::cerr << "carrier passwd: the passwords do not match\n";
+    return 1;
+  }
+  auto h = carrier::auth::hash_password(pw);
+  std::fill(pw.begin(), pw.end(), '\0');
+  std::fill(again.begin(), again.end(), '\0');
+  if (!h) {
+    std::cerr << "carrier passwd: " << h.error().message << "\n";
+    return 1;
+  }
+  if (user.empty()) std::cout << h.value() << "\n";
+  else std::cout << user << ":" << h.value() << "\n";
+  return 0;
+}
+
+// Loads --config (or the built-in default) and applies --data-dir.
+std::optional<carrier::config::Config> load_config(const std::string& file, const std::string& data_dir) {
+  using namespace carrier;
+  config::Config cfg;
+  if (!file.empty()) {
+    std::vector<config::Diagnostic> diags;
+    auto loaded = config::load_file(file, diags);
+    if (!loaded) {
+      print_diags(diags);
+      return std::nullopt;
+    }
+    cfg = std::move(*loaded);
+  } else {
+    cfg = config::defaults();
+  }
+  if (!data_dir.empty()) config::apply_data_dir(cfg, data_dir);
+  return cfg;
+}
+
+// `carrier reload`: SIGHUP to the daemon whose pid file is in the data directory.
+int cmd_reload(const std::string& file, const std::string& data_dir) {
+  auto cfg = load_config(file, data_dir);
+  if (!cfg) return 1;
+  const auto pid_file = cfg->data_dir / "carrier.pid";
+  std::ifstream in(pid_file);
+  long pid = 0;
+  if (!(in >> pid) || pid <= 1) {
+    std::cerr << "carrier reload: carrier is not running (no pid in " << pid_file.string() << ")\n";
+    return 1;
+  }
+  if (::kill(static_cast<pid_t>(pid), SIGHUP) != 0) {
+    std::cerr << "carrier reload: cannot signal pid " << pid << " (" << pid_file.string()
+              << "): " << std::strerror(errno) << "\n";
+    return 1;
+  }
+  std::cout << "carrier reload: asked pid " << pid
+            << " to reload its certificates and password file (see its log)\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"carrier — a mail transfer agent: receives mail over SMTP, stores it durably, "
-               "delivers it to Maildir mailboxes."};
+               "delivers it to Maildir mailboxes and relays it to other MTAs."};
   app.set_version_flag("--version", std::string("carrier ") + CARRIER_VERSION);
   app.require_subcommand(1);
 
@@ -37,9 +129,25 @@ int main(int argc, char** argv) {
                                                    "error as file:line:column: message");
   check->add_option("file", check_file, "TOML configuration file")->required();
 
+  std::string passwd_user;
+  auto* passwd = app.add_subcommand(
+      "passwd", "Print a yescrypt hash of a password for the [auth] password_file (read from the "
+                "terminal without echo, or one line from standard input)");
+  passwd->add_option("user", passwd_user, "Print a whole line USER:HASH");
+
+  std::string reload_config, reload_data;
+  auto* reload = app.add_subcommand(
+      "reload", "Make the running carrier re-read its TLS certificates and password file "
+                "(same as SIGHUP); sessions in progress go on");
+  reload->add_option("-c,--config", reload_config, "The configuration the daemon runs with")
+      ->check(CLI::ExistingFile);
+  reload->add_option("-d,--data-dir", reload_data, "Its data directory (holds carrier.pid)");
+
   CLI11_PARSE(app, argc, argv);
 
   using namespace carrier;
+  if (*passwd) return cmd_passwd(passwd_user);
+  if (*reload) return cmd_reload(reload_config, reload_data);
   if (*check) {
     std::vector<config::Diagnostic> diags;
     auto cfg = config::load_file(check_file, diags);
@@ -48,25 +156,18 @@ int main(int argc, char** argv) {
       return 1;
     }
     auto rt = config::validate_runtime(*cfg);
+    auto files = server::check_files(*cfg);
+    rt.insert(rt.end(), files.begin(), files.end());
     if (!rt.empty()) return print_diags(rt);
     std::cout << check_file << ": OK\n";
     return 0;
   }
 
-  config::Config cfg;
-  if (!config_file.empty()) {
-    std::vector<config::Diagnostic> diags;
-    auto loaded = config::load_file(config_file, diags);
-    if (!loaded) {
-      print_diags(diags);
-      std::cerr << "carrier: configuration not valid, not starting\n";
-      return 1;
-    }
-    cfg = std::move(*loaded);
-  } else {
-    cfg = config::defaults();
+  auto cfg = load_config(config_file, data_dir);
+  if (!cfg) {
+    std::cerr << "carrier: configuration not valid, not starting\n";
+    return 1;
   }
-  if (!data_dir.empty()) config::apply_data_dir(cfg, data_dir);
   if (!listen.empty()) {
     std::string why;
     auto hp = config::parse_host_port(listen, why);
@@ -74,14 +175,14 @@ int main(int argc, char** argv) {
       std::cerr << "carrier: --listen " << listen << ": " << why << "\n";
       return 2;
     }
-    cfg.listeners = {config::Listener{hp->first, hp->second, "smtp"}};
+    cfg->listeners = {config::Listener{hp->first, hp->second, "smtp"}};
   }
-  auto rt = config::validate_runtime(cfg);
+  auto rt = config::validate_runtime(*cfg);
   if (!rt.empty()) {
     print_diags(rt);
     std::cerr << "carrier: configuration not valid, not starting\n";
     return 1;
   }
-  server::setup_logging(cfg);
-  return server::serve(cfg);
+  server::setup_logging(*cfg);
+  return server::serve(*cfg);
 }

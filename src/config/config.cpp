@@ -144,6 +144,9 @@ class Loader {
   void local(const toml::table& t);
   void aliases(const toml::table& t);
   void relay(const toml::table& t);
+  void tls(const toml::table& t);
+  void auth(const toml::table& t);
+  std::optional<CertPair> cert_pair(const toml::table& t, const std::string& ctx);
   void resolve_aliases();
 
   std::string name_;
@@ -442,6 +445,17 @@ void Loader::listener(const toml::table& t) {
         continue;
       }
       l.name = *s;
+    } else if (key == "tls") {
+      if (auto e = get_enum(v, ctx, {"starttls", "implicit", "none"})) l.tls = *e;
+      else ok = false;
+    } else if (key == "submission") {
+      auto b = v.as_boolean();
+      if (!b) {
+        wrong_type(v, ctx, "a boolean (true or false)");
+        ok = false;
+        continue;
+      }
+      l.submission = b->get();
     } else {
       unknown_key(k, sec);
       ok = false;
@@ -622,6 +636,89 @@ void Loader::relay(const toml::table& t) {
         }
       }
       if (ok) c_.trusted_networks = std::move(out);
+    } else if (key == "tls_ca_file") {
+      if (auto p = get_path(v, ctx)) c_.relay_tls_ca_file = *p;
+    } else {
+      unknown_key(k, sec);
+    }
+  }
+}
+
+std::optional<CertPair> Loader::cert_pair(const toml::table& t, const std::string& ctx) {
+  CertPair p;
+  bool have_cert = false, have_key = false;
+  for (auto&& [k, v] : t) {
+    const std::string key(k.str());
+    if (key == "cert_file") {
+      if (auto x = get_path(v, ctx + " cert_file")) {
+        p.cert_file = *x;
+        have_cert = true;
+      }
+    } else if (key == "key_file") {
+      if (auto x = get_path(v, ctx + " key_file")) {
+        p.key_file = *x;
+        have_key = true;
+      }
+    } else if (key != "extra_certificates") {
+      unknown_key(k, ctx);
+    }
+  }
+  if (have_cert != have_key) {
+    error(t.source(), ctx + ": cert_file and key_file go together (set both)");
+    return std::nullopt;
+  }
+  if (!have_cert) return std::nullopt;
+  return p;
+}
+
+void Loader::tls(const toml::table& t) {
+  c_.tls_cert = cert_pair(t, "[tls]");
+  if (const toml::node* extra = t.get("extra_certificates")) {
+    const auto* a = extra->as_array();
+    if (!a) {
+      wrong_type(*extra, "[tls] extra_certificates",
+                 "an array of tables ([{ cert_file = \"...\", key_file = \"...\" }])");
+      return;
+    }
+    for (const toml::node& e : *a) {
+      const auto* et = e.as_table();
+      if (!et) {
+        wrong_type(e, "[tls] extra_certificates", "a table { cert_file, key_file }");
+        continue;
+      }
+      auto p = cert_pair(*et, "[tls] extra_certificates");
+      if (!p) {
+        if (!et->get("cert_file"))
+          error(e, "[tls] extra_certificates", "each entry needs cert_file and key_file");
+        continue;
+      }
+      c_.tls_extra.push_back(*p);
+    }
+    if (!c_.tls_extra.empty() && !c_.tls_cert)
+      error(t.source(), "[tls]: extra_certificates need a default cert_file/key_file first");
+  }
+}
+
+void Loader::auth(const toml::table& t) {
+  const std::string sec = "[auth]";
+  for (auto&& [k, v] : t) {
+    const std::string key(k.str());
+    const std::string ctx = sec + " " + key;
+    if (key == "password_file") {
+      if (auto p = get_path(v, ctx)) c_.auth_password_file = *p;
+    } else if (key == "plaintext_on_loopback" || key == "received_user") {
+      auto b = v.as_boolean();
+      if (!b) {
+        wrong_type(v, ctx, "a boolean (true or false)");
+        continue;
+      }
+      (key == "received_user" ? c_.auth_received_user : c_.auth_plaintext_on_loopback) = b->get();
+    } else if (key == "failure_delay") {
+      if (auto d = get_duration(v, ctx, 0s, 60s)) c_.auth_failure_delay = *d;
+    } else if (key == "failure_window") {
+      if (auto d = get_duration(v, ctx, 1s, 24h)) c_.auth_failure_window = *d;
+    } else if (key == "max_failures") {
+      if (auto i = get_int(v, ctx, 1, 1000)) c_.auth_max_failures = static_cast<int>(*i);
     } else {
       unknown_key(k, sec);
     }
@@ -671,8 +768,18 @@ void Loader::routes(const toml::node& n) {
         r.line = static_cast<int>(v.source().begin.line);
         have_hop = true;
       } else if (key == "tls") {
-        if (auto e2 = get_enum(v, ctx, {"none", "may", "encrypt"})) tls = *e2;
+        if (auto e2 = get_enum(v, ctx, {"none", "may", "encrypt", "verify"})) tls = *e2;
         else ok = false;
+      } else if (key == "tls_name") {
+        auto str = get_string(v, ctx);
+        if (!str) { ok = false; continue; }
+        std::string d = syntax::to_lower(*str);
+        if (syntax::check_domain(d) && !syntax::canonical_ip(d)) {
+          error(v, ctx, "must be a host name or an IP address, got \"" + *str + "\"");
+          ok = false;
+          continue;
+        }
+        r.tls_name = d;
       } else if (key == "rate") {
         auto str = get_string(v, ctx);
         if (!str) { ok = false; continue; }
@@ -834,10 +941,14 @@ std::optional<Config> Loader::run(std::string_view text) {
       routes(v);
     } else if (key == "dns") {
       if (const auto* t = get_table(v, "[dns]")) dns(*t);
+    } else if (key == "tls") {
+      if (const auto* t = get_table(v, "[tls]")) tls(*t);
+    } else if (key == "auth") {
+      if (const auto* t = get_table(v, "[auth]")) auth(*t);
     } else if (v.is_table() || v.is_array_of_tables()) {
       error(k.source(), "unknown section [" + key +
                             "] (known: [server], [[listener]], [limits], [local], [relay], "
-                            "[[route]], [dns])");
+                            "[[route]], [dns], [tls], [auth])");
     } else {
       error(k.source(), "unknown key '" + key + "' at top level (keys belong in a [section])");
     }
@@ -872,9 +983,31 @@ Config defaults() {
   c.hostname = system_hostname();
   c.local_domains = default_domains(c.hostname);
   c.mailboxes = {"postmaster", "demo"};
-  c.listeners = {Listener{}};
+  // SMTP (STARTTLS), submission (STARTTLS, RFC 6409) and submissions (implicit TLS, RFC 8314)
+  // on loopback ports anyone may use; production configs use 25, 587 and 465.
+  c.listeners = {Listener{},
+                 Listener{"127.0.0.1", 5870, "submission", "starttls", true},
+                 Listener{"127.0.0.1", 4650, "submissions", "implicit", true}};
   apply_data_dir(c, "var");
   return c;
+}
+
+TlsFiles tls_files(const Config& c) {
+  TlsFiles f;
+  if (c.tls_cert) {
+    f.certs.push_back(*c.tls_cert);
+    for (const auto& e : c.tls_extra) f.certs.push_back(e);
+    return f;
+  }
+  f.self_signed = true;
+  f.certs.push_back(CertPair{c.data_dir / "tls" / "self-signed.crt", c.data_dir / "tls" / "self-signed.key"});
+  return f;
+}
+
+bool tls_wanted(const Config& c) {
+  for (const auto& l : c.listeners)
+    if (l.tls != "none") return true;
+  return false;
 }
 
 void apply_data_dir(Config& c, std::filesystem::path data_dir) {

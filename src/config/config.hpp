@@ -21,6 +21,12 @@ struct Listener {
   std::string address = "127.0.0.1";  // IPv4 or IPv6 literal (no brackets)
   std::uint16_t port = 2525;          // 0: any free port (tests)
   std::string name = "smtp";          // shown in logs
+  std::string tls = "starttls";       // "starttls" | "implicit" (RFC 8314) | "none"
+  bool submission = false;            // RFC 6409: AUTH required before MAIL
+};
+
+struct CertPair {
+  std::filesystem::path cert_file, key_file;
 };
 
 struct Limits {  // defaults mirror session::Limits; see docs/configuration.md
@@ -42,7 +48,8 @@ struct Route {
   std::string host;        // a host name or an IP literal (no brackets)
   std::uint16_t port = 0;  // 0: [relay] port
   bool mx = true;          // true: look up the MX of `host`; false ("[host]"): connect directly
-  std::string tls = "may"; // "none" | "may" | "encrypt"  (issue: TLS adds "verify")
+  std::string tls = "may"; // "none" | "may" | "encrypt" | "verify"
+  std::string tls_name;    // "verify": the name the certificate must match (default: host)
   double rate = 0;         // messages per second to this next hop (0: [relay] rate_per_destination)
   int line = 0;            // where it was configured (diagnostics)
 };
@@ -85,6 +92,20 @@ struct Config {
   double relay_rate_per_destination = 0;      // messages per second per next hop; 0: unlimited
   std::chrono::seconds connect_timeout{30};
 
+  std::filesystem::path relay_tls_ca_file;    // CA bundle for tls = "verify"; empty: system store
+
+  // [tls] server certificates; none configured: a self-signed one in data_dir/tls
+  std::optional<CertPair> tls_cert;           // cert_file + key_file
+  std::vector<CertPair> tls_extra;            // chosen by SNI
+
+  // [auth] SMTP AUTH on submission listeners (RFC 4954, RFC 6409)
+  std::filesystem::path auth_password_file;   // "user:hash[:senders]" lines; empty: no users
+  bool auth_plaintext_on_loopback = false;
+  std::chrono::seconds auth_failure_delay{2};
+  int auth_max_failures = 5;
+  std::chrono::seconds auth_failure_window{900};
+  bool auth_received_user = false;
+
   // [dns]
   std::string dns_upstream;   // "127.0.0.1@5353" forwarder; empty: /etc/resolv.conf
   bool dns_ipv4 = true, dns_ipv6 = true, dns_prefer_ipv6 = false;
@@ -116,6 +137,16 @@ std::optional<Config> load_string(std::string_view toml, const std::string& name
                                   std::vector<Diagnostic>& diags);
 // Checks that make sense only after command-line overrides (directories creatable, ports).
 std::vector<Diagnostic> validate_runtime(const Config& c);
+
+// The server certificates to load: [tls] cert_file/key_file and extra_certificates, or the
+// self-signed pair in data_dir/tls (self_signed = true) when none is configured.
+struct TlsFiles {
+  std::vector<CertPair> certs;
+  bool self_signed = false;
+};
+TlsFiles tls_files(const Config& c);
+// True when some listener uses TLS (starttls or implicit).
+bool tls_wanted(const Config& c);
 
 // Sets data_dir (e.g. from --data-dir) and recomputes spool_dir = data_dir/spool and
 // mail_dir = data_dir/mail unless the file set them explicitly.

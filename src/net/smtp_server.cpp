@@ -5,12 +5,16 @@
 
 #include <spdlog/spdlog.h>
 
+#include <openssl/ssl.h>
+
 #include <asio.hpp>
 #include <asio/experimental/as_tuple.hpp>
+#include <asio/ssl.hpp>
 #include <cstring>
 #include <unordered_map>
 
 #include "proto/data.hpp"
+#include "proto/headers.hpp"
 
 namespace carrier::net {
 
@@ -70,6 +74,17 @@ class Buffer {
 constexpr std::size_t kCommandReadSize = 1024;
 constexpr std::size_t kDataReadSize = 64 * 1024;
 constexpr std::size_t kIdleBufferKeep = 4096;
+// Submission: content is held back until the header section is complete, so missing Date:
+// and Message-ID: fields can be added (RFC 6409 8); a header section longer than this is
+// passed on unchanged.
+constexpr std::size_t kMaxHeldHeader = 256 * 1024;
+constexpr std::size_t kMaxAuthFailureEntries = 10000;
+
+bool is_loopback(const std::string& ip) {
+  asio::error_code ec;
+  auto a = asio::ip::make_address(ip, ec);
+  return !ec && a.is_loopback();
+}
 
 }  // namespace
 
@@ -79,10 +94,16 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
   ServerContext ctx;
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
   std::unordered_map<std::string, int> per_ip;
+  // Failed AUTHs per client address (RFC 4954 throttling): count since the first one.
+  struct AuthFailures {
+    int count = 0;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::unordered_map<std::string, AuthFailures> auth_failures;
   Stats stats;
   std::uint64_t next_conn = 0;
 
-  asio::awaitable<void> accept_loop(tcp::acceptor& acc, std::string name);
+  asio::awaitable<void> accept_loop(tcp::acceptor& acc, ListenerSpec spec);
   asio::awaitable<void> refuse(tcp::socket sock, std::string text);
 };
 
@@ -91,14 +112,15 @@ namespace {
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(std::shared_ptr<SmtpServer::Impl> srv, tcp::socket sock, std::string ip,
-             std::uint16_t port, std::uint64_t id)
+             std::uint16_t port, std::uint64_t id, const session::Config& scfg, bool implicit_tls)
       : srv_(std::move(srv)),
         sock_(std::move(sock)),
         timer_(sock_.get_executor()),
         ip_(ip),
         id_(id),
-        session_(*srv_->ctx.session, *srv_->ctx.recipients,
-                 session::ClientInfo{std::move(ip), "", port, false}) {}
+        implicit_tls_(implicit_tls),
+        session_(scfg, *srv_->ctx.recipients,
+                 session::ClientInfo{ip, "", port, false, is_loopback(ip), "", ""}) {}
 
   static asio::awaitable<void> run(std::shared_ptr<Connection> self) { co_await self->main(); }
   static asio::awaitable<void> watch(std::shared_ptr<Connection> self) { co_await self->watchdog(); }
@@ -112,7 +134,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::awaitable<void> read_data();
   asio::awaitable<void> read_bdat();
   asio::awaitable<void> commit();
+  asio::awaitable<bool> start_tls();
+  asio::awaitable<void> authenticate();
   void open_message();
+  void write_content(std::string_view bytes);
+  // Submission: writes the held header section with Date:/Message-ID: added at `at` (the end
+  // of the header section), or unchanged when at == npos.
+  void release_held(std::size_t at);
   // Content of the message being received: counted, scanned, written to the spool; past the
   // size limit it is only counted (and the message will be refused).
   void store(std::string_view content, std::uint64_t max);
@@ -132,6 +160,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::steady_timer timer_;
   std::string ip_;
   std::uint64_t id_;
+  bool implicit_tls_ = false;
+  std::shared_ptr<tls::ServerTls> tls_ctx_;  // the certificates this connection started with
+  std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;
   session::ServerSession session_;
   Buffer in_;
   Clock::time_point deadline_ = Clock::time_point::max();
@@ -144,6 +175,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // The message being received (cumulative over BDAT chunks).
   session::ContentReport report_;
   proto::HeaderScanner scanner_;
+  bool holding_ = false;  // submission: header section held back (see release_held)
+  std::string held_;
 };
 
 asio::awaitable<void> Connection::watchdog() {
@@ -168,7 +201,8 @@ asio::awaitable<bool> Connection::read_more(std::chrono::seconds timeout, std::s
   // A DATA/BDAT transfer as a whole must end by transfer_deadline_ (data_timeout), however
   // the client paces its bytes: one byte a second cannot hold a connection for ever.
   if (transfer_deadline_ < deadline_) set_deadline_at(transfer_deadline_);
-  auto [ec, n] = co_await sock_.async_read_some(asio::buffer(space.data(), want), use_tuple);
+  auto [ec, n] = tls_ ? co_await tls_->async_read_some(asio::buffer(space.data(), want), use_tuple)
+                     : co_await sock_.async_read_some(asio::buffer(space.data(), want), use_tuple);
   deadline_ = Clock::time_point::max();
   if (ec) co_return false;
   in_.commit(n);
@@ -179,7 +213,8 @@ asio::awaitable<bool> Connection::flush() {
   std::string& out = session_.out();
   if (out.empty()) co_return true;
   set_deadline(srv_->ctx.limits.command_timeout);
-  auto [ec, n] = co_await asio::async_write(sock_, asio::buffer(out), use_tuple);
+  auto [ec, n] = tls_ ? co_await asio::async_write(*tls_, asio::buffer(out), use_tuple)
+                     : co_await asio::async_write(sock_, asio::buffer(out), use_tuple);
   deadline_ = Clock::time_point::max();
   out.clear();
   if (out.capacity() > kIdleBufferKeep) out.shrink_to_fit();
@@ -195,6 +230,12 @@ void Connection::log_events() {
         break;
       case session::ServerSession::Event::Helo:
         spdlog::info("conn={} helo={}", id_, e.text);
+        break;
+      case session::ServerSession::Event::Tls:
+        spdlog::info("conn={} tls: {}", id_, e.text);
+        break;
+      case session::ServerSession::Event::Auth:
+        spdlog::info("conn={} auth: {} client=[{}]", id_, e.text, ip_);
         break;
       case session::ServerSession::Event::Accepted:
         spdlog::info("{} conn={} client=[{}]", e.text, id_, ip_);
@@ -269,6 +310,8 @@ void Connection::open_message() {
     return;
   }
   writer_.emplace(std::move(w).value());
+  holding_ = session_.add_missing_headers();
+  held_.clear();
   auto r = writer_->write(session_.received_header(writer_->id(), now));
   if (!r) {
     report_.write_failed = true;
@@ -283,11 +326,44 @@ void Connection::store(std::string_view content, std::uint64_t max) {
   if (report_.too_big) return;
   if (!scanner_.in_body()) scanner_.feed(content);
   if (!writer_ || report_.write_failed) return;
-  if (auto r = writer_->write(content); !r) {
+  if (holding_) {
+    held_.append(content);
+    if (scanner_.in_body()) release_held(static_cast<std::size_t>(scanner_.header_end()));
+    else if (held_.size() > kMaxHeldHeader) release_held(std::string::npos);
+    return;
+  }
+  write_content(content);
+}
+
+void Connection::write_content(std::string_view bytes) {
+  if (!writer_ || report_.write_failed) return;
+  if (auto r = writer_->write(bytes); !r) {
     report_.write_failed = true;
     report_.write_no_space = r.error().no_space();
     spdlog::error("conn={} spool write: {}", id_, r.error().message);
   }
+}
+
+void Connection::release_held(std::size_t at) {
+  holding_ = false;
+  if (at != std::string::npos && at <= held_.size()) {
+    // RFC 6409 8.2 (Message-ID) and 8.3 (Date), appended to the submitted header section.
+    std::string added;
+    const auto now = std::chrono::system_clock::now();
+    if (!scanner_.has_date()) added += proto::date_header(now);
+    if (!scanner_.has_message_id())
+      added += proto::message_id_header(writer_ ? writer_->id() : "", session_.config().hostname, now);
+    if (!added.empty()) {
+      write_content(std::string_view(held_).substr(0, at));
+      write_content(added);
+      write_content(std::string_view(held_).substr(at));
+      held_.clear();
+      return;
+    }
+  }
+  write_content(held_);
+  held_.clear();
+  held_.shrink_to_fit();
 }
 
 asio::awaitable<void> Connection::read_data() {
@@ -311,6 +387,8 @@ asio::awaitable<void> Connection::read_data() {
     }
   }
   transfer_deadline_ = Clock::time_point::max();
+  // A header section with no body: the fields go at its end (the content ends with CRLF).
+  if (holding_) release_held(held_.empty() || held_.back() != '\n' ? std::string::npos : held_.size());
   report_.bare_newline = dec.saw_bare_newline();
   report_.received_count = scanner_.received_count();
   report_.header_8bit = scanner_.header_has_8bit();
@@ -339,6 +417,8 @@ asio::awaitable<void> Connection::read_bdat() {
     remaining -= take;
   }
   transfer_deadline_ = Clock::time_point::max();
+  if (holding_ && session_.bdat_last())
+    release_held(held_.empty() || held_.back() != '\n' ? std::string::npos : held_.size());
   report_.received_count = scanner_.received_count();
   report_.header_8bit = scanner_.header_has_8bit();
   session_.on_bdat_chunk_end(report_);
@@ -372,9 +452,83 @@ asio::awaitable<void> Connection::commit() {
   }
 }
 
+asio::awaitable<bool> Connection::start_tls() {
+  if (srv_->ctx.tls) tls_ctx_ = srv_->ctx.tls->get();
+  if (!tls_ctx_) {
+    spdlog::warn("conn={} TLS wanted but no certificate is loaded", id_);
+    co_return false;
+  }
+  tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(sock_, tls_ctx_->context());
+  set_deadline(srv_->ctx.limits.command_timeout);
+  auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::server, use_tuple);
+  deadline_ = Clock::time_point::max();
+  if (ec) {
+    ++srv_->stats.tls_failures;
+    spdlog::info("conn={} TLS handshake failed from [{}]: {}", id_, ip_,
+                 timed_out_ ? std::string("timeout") : tls::handshake_error(nullptr, ec.message()));
+    co_return false;
+  }
+  ++srv_->stats.tls_handshakes;
+  session_.on_tls_started(tls::describe(tls_->native_handle()));
+  co_return true;
+}
+
+asio::awaitable<void> Connection::authenticate() {
+  using V = session::ServerSession::AuthVerdict;
+  const auto& lim = srv_->ctx.auth;
+  auto& table = srv_->auth_failures;
+  const auto now = Clock::now();
+  auto it = table.find(ip_);
+  if (it != table.end() && now - it->second.since > lim.failure_window) {
+    table.erase(it);
+    it = table.end();
+  }
+  if (it != table.end() && it->second.count >= lim.max_failures) {
+    session_.on_auth_result(V::Throttled);
+    co_return;
+  }
+  if (!srv_->ctx.authenticate) {
+    session_.on_auth_result(V::TempFail);
+    co_return;
+  }
+  auto ex = sock_.get_executor();
+  auto* fn = &srv_->ctx.authenticate;
+  const auto* req = &session_.auth_request();
+  // The check runs elsewhere and may take a while; hop back to this connection's executor.
+  AuthCheck res = co_await asio::async_initiate<decltype(asio::use_awaitable), void(AuthCheck)>(
+      [fn, ex, req](auto handler) {
+        auto h = std::make_shared<decltype(handler)>(std::move(handler));
+        (*fn)(req->user, req->password, [h, ex](AuthCheck r) {
+          asio::post(ex, [h, r = std::move(r)]() mutable { (*h)(std::move(r)); });
+        });
+      },
+      asio::use_awaitable);
+  if (res.verdict == V::Bad) {
+    ++srv_->stats.auth_failures;
+    if (table.size() >= kMaxAuthFailureEntries) {  // forget windows that are over
+      for (auto i = table.begin(); i != table.end();)
+        i = now - i->second.since > lim.failure_window ? table.erase(i) : std::next(i);
+    }
+    auto& f = table[ip_];
+    if (f.count == 0) f.since = now;
+    ++f.count;
+    // A delay before 535 slows down password guessing (the connection's slot stays taken).
+    asio::steady_timer t(sock_.get_executor());
+    t.expires_after(lim.failure_delay);
+    co_await t.async_wait(use_tuple);
+  }
+  session_.on_auth_result(res.verdict, std::move(res.who));
+}
+
 asio::awaitable<void> Connection::main() {
   asio::error_code ec;
   sock_.set_option(tcp::no_delay(true), ec);
+  if (implicit_tls_ && !co_await start_tls()) {  // RFC 8314 3.3: TLS before the greeting
+    done_ = true;
+    sock_.close(ec);
+    timer_.cancel();
+    co_return;
+  }
   session_.on_connect();
   for (;;) {
     log_events();
@@ -391,9 +545,23 @@ asio::awaitable<void> Connection::main() {
         break;
       case session::Want::Bdat: co_await read_bdat(); break;
       case session::Want::Commit: co_await commit(); break;
-      case session::Want::StartTls:  // (issue: TLS) not offered yet; the session never asks
-        session_.on_closed();
+      case session::Want::StartTls:
+        if (!co_await flush()) {  // the 220 goes out in clear first
+          lost(false);
+          break;
+        }
+        // RFC 3207 4.2 / STARTTLS command injection (CVE-2011-0411 class): anything the client
+        // sent after STARTTLS, before the handshake, is thrown away, never executed.
+        if (!in_.empty())
+          spdlog::info("conn={} discarded {} byte(s) pipelined after STARTTLS from [{}]", id_,
+                       in_.size(), ip_);
+        in_.clear();
+        if (!co_await start_tls()) {
+          session_.on_closed();
+          session_.out().clear();  // nothing more may be said in clear
+        }
         break;
+      case session::Want::Authenticate: co_await authenticate(); break;
       case session::Want::Close: {
         timed_out_ = false;
         co_await flush();
@@ -406,6 +574,7 @@ asio::awaitable<void> Connection::main() {
         sock_.shutdown(tcp::socket::shutdown_both, ec);
         sock_.close(ec);
         timer_.cancel();
+        tls_.reset();
         co_return;
       }
     }
@@ -438,8 +607,10 @@ asio::awaitable<void> SmtpServer::Impl::refuse(tcp::socket sock, std::string tex
   co_return;
 }
 
-asio::awaitable<void> SmtpServer::Impl::accept_loop(tcp::acceptor& acc, std::string name) {
+asio::awaitable<void> SmtpServer::Impl::accept_loop(tcp::acceptor& acc, ListenerSpec spec) {
   auto self = shared_from_this();
+  const std::string& name = spec.name;
+  const session::Config& scfg = spec.session ? *spec.session : *ctx.session;
   for (;;) {
     auto [ec, sock] = co_await acc.async_accept(use_tuple);
     if (ec == asio::error::operation_aborted || !acc.is_open()) co_return;
@@ -473,7 +644,8 @@ asio::awaitable<void> SmtpServer::Impl::accept_loop(tcp::acceptor& acc, std::str
     }
     ++n_ip;
     ++stats.connections_current;
-    auto conn = std::make_shared<Connection>(self, std::move(sock), ip, ep.port(), ++next_conn);
+    auto conn = std::make_shared<Connection>(self, std::move(sock), ip, ep.port(), ++next_conn,
+                                             scfg, spec.implicit_tls);
     auto finish = [self, ip](std::exception_ptr e) {
       if (e) {
         try {
@@ -515,7 +687,7 @@ Result<std::vector<std::string>> SmtpServer::listen(const std::vector<ListenerSp
                     ":" + std::to_string(local.port()));
     auto* raw = acc.get();
     impl_->acceptors.push_back(std::move(acc));
-    asio::co_spawn(impl_->io, impl_->accept_loop(*raw, s.name), asio::detached);
+    asio::co_spawn(impl_->io, impl_->accept_loop(*raw, s), asio::detached);
   }
   return bound;
 }

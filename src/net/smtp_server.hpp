@@ -13,6 +13,7 @@
 
 #include "session/server_session.hpp"
 #include "spool/spool.hpp"
+#include "tls/tls.hpp"
 
 namespace asio {
 class io_context;
@@ -31,6 +32,20 @@ struct ListenerSpec {
   std::string address;  // IP literal
   std::uint16_t port = 0;
   std::string name = "smtp";
+  const session::Config* session = nullptr;  // this listener's session settings (default: ctx)
+  bool implicit_tls = false;                 // RFC 8314: TLS from the first byte (port 465)
+};
+
+// The verdict of a credential check (AUTH, RFC 4954).
+struct AuthCheck {
+  session::ServerSession::AuthVerdict verdict = session::ServerSession::AuthVerdict::Bad;
+  session::AuthIdentity who;
+};
+
+struct AuthLimits {
+  std::chrono::milliseconds failure_delay{2000};  // before a 535
+  int max_failures = 5;                           // per client IP within failure_window
+  std::chrono::seconds failure_window{900};
 };
 
 struct ServerContext {
@@ -38,6 +53,13 @@ struct ServerContext {
   const session::RecipientChecker* recipients = nullptr;
   spool::Spool* spool = nullptr;
   ServerLimits limits;
+  // Server certificates (STARTTLS, implicit TLS); null: no TLS.
+  const tls::TlsStore* tls = nullptr;
+  // Checks credentials off the I/O thread (password hashing is slow on purpose) and calls
+  // done from any thread. Unset: every AUTH fails temporarily.
+  std::function<void(std::string user, std::string password, std::function<void(AuthCheck)> done)>
+      authenticate;
+  AuthLimits auth;
   // Called on the I/O thread after a message was committed and acknowledged.
   std::function<void(const std::string& queue_id)> on_queued;
 };
@@ -46,6 +68,9 @@ struct Stats {
   std::uint64_t connections_total = 0;
   std::uint64_t connections_rejected = 0;
   std::uint64_t messages_accepted = 0;
+  std::uint64_t tls_handshakes = 0;
+  std::uint64_t tls_failures = 0;
+  std::uint64_t auth_failures = 0;
   int connections_current = 0;
 };
 

@@ -194,10 +194,10 @@ namespace {
 
 constexpr std::size_t kKeep = 16;  // bytes of a line kept (see data.hpp)
 
-bool is_received_field(std::string_view start) {
-  // "Received" (case-insensitive), optional WSP, then ':' (RFC 5322 3.6.7, 2.2; obs-optional
-  // WSP before the colon is tolerated as in RFC 5322 4.5.3).
-  static constexpr std::string_view kName = "received";
+// True when the line starts with the field name kName (lower case), case-insensitively,
+// then optional WSP and ':' (RFC 5322 2.2; obs-optional WSP before the colon is tolerated as
+// in RFC 5322 4.5.3).
+bool is_field(std::string_view start, std::string_view kName) {
   if (start.size() < kName.size() + 1) return false;
   for (std::size_t i = 0; i < kName.size(); ++i) {
     char c = start[i];
@@ -230,6 +230,7 @@ void HeaderScanner::feed(std::string_view content) {
       std::size_t take = std::min(kKeep - line_start_.size(), end - i);
       line_start_.append(data + i, take);
     }
+    if (at_line_start_) line_begin_ = fed_ + i;
     if (end > i) {
       at_line_start_ = false;
       prev_cr_ = data[end - 1] == '\r';
@@ -239,15 +240,19 @@ void HeaderScanner::feed(std::string_view content) {
     // line_start_ holds the whole line when it is shorter than kKeep.
     if (line_start_.empty() || line_start_ == "\r") {
       in_body_ = true;
-    } else if (line_start_.front() != ' ' && line_start_.front() != '\t' &&
-               is_received_field(line_start_)) {
-      ++received_;  // continuation lines (leading WSP) never count
+      header_end_ = line_begin_;
+    } else if (line_start_.front() != ' ' && line_start_.front() != '\t') {
+      // continuation lines (leading WSP) never count
+      if (is_field(line_start_, "received")) ++received_;
+      else if (is_field(line_start_, "message-id")) has_message_id_ = true;
+      else if (is_field(line_start_, "date")) has_date_ = true;
     }
     line_start_.clear();
     at_line_start_ = true;
     prev_cr_ = false;
     i = end + 1;
   }
+  fed_ += n;
 }
 
 // --- dot_stuff -------------------------------------------------------------------------

@@ -54,6 +54,12 @@ class HeaderScanner {
   bool in_body() const { return in_body_; }   // the empty line ending the header was seen
   int received_count() const { return received_; }
   bool header_has_8bit() const { return eight_bit_; }
+  // RFC 5322 3.6.1 / 3.6.4: whether the header section has a Date: / Message-ID: field.
+  bool has_date() const { return has_date_; }
+  bool has_message_id() const { return has_message_id_; }
+  // When in_body(): offset (from the first byte fed) of the empty line that ended the header
+  // section — where header fields can be appended (RFC 6409 8).
+  std::uint64_t header_end() const { return header_end_; }
   void reset() { *this = HeaderScanner(); }
 
  private:
@@ -63,6 +69,11 @@ class HeaderScanner {
   int received_ = 0;
   bool eight_bit_ = false;
   bool prev_cr_ = false;
+  bool has_date_ = false;
+  bool has_message_id_ = false;
+  std::uint64_t fed_ = 0;         // bytes fed before the current call
+  std::uint64_t line_begin_ = 0;  // offset of the current line's first byte
+  std::uint64_t header_end_ = 0;
 };
 
 // Dot-stuffs content for sending with DATA (RFC 5321 4.5.2): a line starting with "." gets

@@ -86,17 +86,28 @@ std::string received_header(const ReceivedInfo& info) {
   // RFC 5321 4.1.3: IPv6 address literals carry the "IPv6:" tag.
   if (ip.find(':') != std::string::npos) h += "IPv6:";
   h += ip.empty() ? std::string("unknown") : ip;
-  h += "])\r\n\tby ";
+  h += "])\r\n\t";
+  // Comments (CFWS) after the from clause, as Postfix writes them: the TLS parameters, then
+  // the authenticated user when the operator wants it recorded.
+  if (!info.tls_comment.empty()) {
+    h += '(';
+    h += sanitize(info.tls_comment, kMaxTlsOut);
+    h += ")\r\n\t";
+  }
+  if (!info.auth_user.empty()) {
+    h += "(Authenticated sender: ";
+    std::string u = sanitize(info.auth_user, kMaxAddrOut);
+    for (char& c : u)  // a comment may not contain unbalanced parentheses or a backslash
+      if (c == '(' || c == ')' || c == '\\') c = '?';
+    h += u;
+    h += ")\r\n\t";
+  }
+  h += "by ";
   h += sanitize(info.by_host, kMaxOurOut);
   h += " with ";
   h += sanitize(info.protocol, kMaxOurOut);
   h += " id ";
   h += sanitize(info.queue_id, kMaxOurOut);
-  if (!info.tls_comment.empty()) {
-    h += " (";
-    h += sanitize(info.tls_comment, kMaxTlsOut);
-    h += ')';
-  }
   if (!info.for_rcpt.empty()) {
     h += "\r\n\tfor <";
     h += sanitize(info.for_rcpt, kMaxAddrOut);
@@ -119,6 +130,29 @@ std::string delivered_to_header(const Mailbox& rcpt) {
   std::string h = "Delivered-To: ";
   h += sanitize(rcpt.str(), kMaxAddrOut);
   h += "\r\n";
+  return h;
+}
+
+}  // namespace carrier::proto
+
+namespace carrier::proto {
+
+std::string date_header(std::chrono::system_clock::time_point now) {
+  return "Date: " + rfc5322_date(now) + "\r\n";
+}
+
+std::string message_id_header(std::string_view queue_id, std::string_view host,
+                              std::chrono::system_clock::time_point now) {
+  // RFC 5322 3.6.4 msg-id = "<" id-left "@" id-right ">": a timestamp and the queue id (unique
+  // on this host) on the left, our host name on the right, as Postfix's cleanup does.
+  const auto secs = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+  std::string h = "Message-ID: <";
+  h += std::to_string(secs);
+  h += '.';
+  h += sanitize(queue_id, kMaxOurOut);
+  h += '@';
+  h += sanitize(host, kMaxOurOut);
+  h += ">\r\n";
   return h;
 }
 

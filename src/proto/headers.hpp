@@ -22,6 +22,7 @@ struct ReceivedInfo {
   std::string protocol;     // "ESMTP", "ESMTPS", "ESMTPSA", "UTF8SMTP", "SMTP", ...
   std::string queue_id;
   std::string tls_comment;  // e.g. "using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384"; may be empty
+  std::string auth_user;    // "(Authenticated sender: USER)" when not empty
   std::string for_rcpt;     // only when the message has exactly one recipient, else empty
   std::chrono::system_clock::time_point when;
 };
@@ -29,6 +30,12 @@ struct ReceivedInfo {
 // "Received: from HELO (RDNS [IP])\r\n\tby HOST with PROTO id QUEUEID\r\n\tfor <RCPT>; DATE\r\n"
 // Folded to lines well under 998 octets; ends with CRLF.
 std::string received_header(const ReceivedInfo& info);
+
+// Header fields an MSA adds when the submitted message lacks them (RFC 6409 8.2, 8.3).
+std::string date_header(std::chrono::system_clock::time_point now);  // "Date: ...\r\n"
+// "Message-ID: <SECONDS.QUEUEID@HOST>\r\n"
+std::string message_id_header(std::string_view queue_id, std::string_view host,
+                              std::chrono::system_clock::time_point now);
 
 // "Return-Path: <sender>\r\n" ("<>" for the null sender).
 std::string return_path_header(const Mailbox& sender);

@@ -10,7 +10,10 @@
 #include <asio.hpp>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <mutex>
 
+#include "auth/userdb.hpp"
 #include "net/smtp_server.hpp"
 #include "queue/delivery.hpp"
 #include "session/policy.hpp"
@@ -18,6 +21,7 @@
 #include "spool/spool.hpp"
 #include "transport/maildir/maildir.hpp"
 #include "transport/smtp/smtp_transport.hpp"
+#include "tls/tls.hpp"
 
 namespace carrier::server {
 namespace {
@@ -55,6 +59,53 @@ void raise_fd_limit() {
   }
 }
 
+// The password file in use; replaced on reload (SIGHUP). Thread-safe.
+class UserStore {
+ public:
+  std::shared_ptr<const auth::UserDb> get() const {
+    std::lock_guard lk(mu_);
+    return db_;
+  }
+  void replace(std::shared_ptr<const auth::UserDb> db) {
+    std::lock_guard lk(mu_);
+    db_ = std::move(db);
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::shared_ptr<const auth::UserDb> db_;
+};
+
+// Loads the server certificates, making the self-signed pair first when none is configured.
+Result<std::shared_ptr<tls::ServerTls>> load_server_tls(const config::Config& cfg, bool first) {
+  const config::TlsFiles files = config::tls_files(cfg);
+  std::vector<tls::CertFiles> certs;
+  for (const auto& c : files.certs) certs.push_back(tls::CertFiles{c.cert_file, c.key_file});
+  if (files.self_signed) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const auto& c = certs.front();
+    if (!fs::exists(c.cert_file, ec) || !fs::exists(c.key_file, ec)) {
+      fs::create_directories(c.cert_file.parent_path(), ec);
+      if (auto r = tls::make_self_signed(c, cfg.hostname); !r) return r.error();
+      spdlog::info("tls: made a self-signed certificate for {} in {}", cfg.hostname,
+                   c.cert_file.string());
+    }
+    if (first)
+      spdlog::warn("tls: no [tls] cert_file configured: using the self-signed certificate {} "
+                   "(fine for opportunistic TLS between MTAs; mail clients will not trust it)",
+                   c.cert_file.string());
+  }
+  return tls::ServerTls::load(certs);
+}
+
+Result<std::shared_ptr<const auth::UserDb>> load_users(const config::Config& cfg) {
+  if (cfg.auth_password_file.empty()) return std::shared_ptr<const auth::UserDb>();
+  auto db = auth::UserDb::load(cfg.auth_password_file);
+  if (!db) return db.error();
+  return std::shared_ptr<const auth::UserDb>(std::make_shared<auth::UserDb>(std::move(db).value()));
+}
+
 std::string join(const std::vector<std::string>& v, const char* sep) {
   std::string r;
   for (const auto& x : v) {
@@ -65,6 +116,22 @@ std::string join(const std::vector<std::string>& v, const char* sep) {
 }
 
 }  // namespace
+
+std::vector<config::Diagnostic> check_files(const config::Config& cfg) {
+  std::vector<config::Diagnostic> out;
+  const std::string file = cfg.source ? cfg.source->string() : std::string("(built-in)");
+  const config::TlsFiles files = config::tls_files(cfg);
+  if (config::tls_wanted(cfg) && !files.self_signed) {
+    for (const auto& c : files.certs)
+      if (auto r = tls::check_cert_files(tls::CertFiles{c.cert_file, c.key_file}); !r)
+        out.push_back(config::Diagnostic{file, 0, 0, "[tls]: " + r.error().message});
+  }
+  if (!cfg.auth_password_file.empty()) {
+    if (auto db = auth::UserDb::load(cfg.auth_password_file); !db)
+      out.push_back(config::Diagnostic{file, 0, 0, "[auth] password_file: " + db.error().message});
+  }
+  return out;
+}
 
 int serve(const config::Config& cfg) {
   ::signal(SIGPIPE, SIG_IGN);
@@ -86,6 +153,47 @@ int serve(const config::Config& cfg) {
   }
   spool::Spool& spool = **sp;
 
+  // TLS: server certificates (reloaded on SIGHUP) and the relay client's contexts.
+  tls::TlsStore tls_store;
+  if (config::tls_wanted(cfg)) {
+    auto t = load_server_tls(cfg, true);
+    if (!t) {
+      spdlog::critical("tls: {}", t.error().message);
+      return 1;
+    }
+    tls_store.replace(std::move(t).value());
+  }
+  auto client_tls = tls::ClientTls::create(cfg.relay_tls_ca_file);
+  if (!client_tls) {
+    spdlog::critical("relay: {}", client_tls.error().message);
+    return 1;
+  }
+  // AUTH users (reloaded on SIGHUP).
+  UserStore users;
+  {
+    auto db = load_users(cfg);
+    if (!db) {
+      spdlog::critical("auth: {}", db.error().message);
+      return 1;
+    }
+    users.replace(std::move(db).value());
+  }
+
+  // One session configuration per listener: TLS and submission differ.
+  std::vector<session::Config> listener_cfgs;
+  listener_cfgs.reserve(cfg.listeners.size());
+  for (const auto& l : cfg.listeners) {
+    session::Config s = session_config(cfg);
+    s.starttls_available = l.tls == "starttls";
+    s.submission = l.submission;
+    s.auth_available = l.submission;
+    s.auth_plaintext_loopback = cfg.auth_plaintext_on_loopback;
+    s.received_auth_user = cfg.auth_received_user;
+    s.sender_allowed = [](const session::AuthIdentity& who, const proto::Mailbox& sender) {
+      return auth::sender_allowed(who.senders, sender);
+    };
+    listener_cfgs.push_back(std::move(s));
+  }
   const session::Config scfg = session_config(cfg);
   const session::LocalPolicy policy(policy_data(cfg));
   transport::MaildirTransport maildir(cfg.mail_dir, cfg.hostname);
@@ -137,7 +245,9 @@ int serve(const config::Config& cfg) {
     x.rate = r.rate;
     x.tls = r.tls == "none"      ? session::TlsPolicy::None
             : r.tls == "encrypt" ? session::TlsPolicy::Encrypt
+            : r.tls == "verify"  ? session::TlsPolicy::Verify
                                  : session::TlsPolicy::May;
+    x.tls_name = r.tls_name;
     return x;
   };
   for (const auto& r : cfg.routes) ropts.routes.push_back(to_route(r));
@@ -151,6 +261,7 @@ int serve(const config::Config& cfg) {
   ropts.connect_timeout = cfg.connect_timeout;
   ropts.rate_per_destination = cfg.relay_rate_per_destination;
   ropts.self.names.push_back(cfg.hostname);
+  ropts.tls = client_tls.value();
   for (const auto& l : cfg.listeners) ropts.self.endpoints.emplace_back(l.address, l.port);
   transport::SmtpTransport relay(ropts);
   if (auto r = relay.start(); !r) {
@@ -169,10 +280,37 @@ int serve(const config::Config& cfg) {
   ctx.limits.command_timeout = cfg.limits.command_timeout;
   ctx.limits.data_timeout = cfg.limits.data_timeout;
   ctx.on_queued = [&delivery](const std::string& id) { delivery.submit(id); };
+  ctx.tls = &tls_store;
+  // Password checks (crypt(3), slow on purpose) run off the I/O thread.
+  asio::thread_pool auth_pool(1);
+  ctx.authenticate = [&users, &auth_pool](std::string user, std::string password,
+                                          std::function<void(net::AuthCheck)> done) {
+    asio::post(auth_pool, [&users, user = std::move(user), password = std::move(password),
+                           done = std::move(done)]() mutable {
+      using V = session::ServerSession::AuthVerdict;
+      net::AuthCheck c;
+      auto db = users.get();
+      if (db) {
+        auto r = db->authenticate(user, password);
+        c.verdict = r.verdict == auth::AuthResult::Ok     ? V::Ok
+                    : r.verdict == auth::AuthResult::Bad ? V::Bad
+                                                         : V::TempFail;
+        c.who = session::AuthIdentity{r.user, r.senders};
+      }
+      std::fill(password.begin(), password.end(), '\0');
+      done(std::move(c));
+    });
+  };
+  ctx.auth.failure_delay = cfg.auth_failure_delay;
+  ctx.auth.max_failures = cfg.auth_max_failures;
+  ctx.auth.failure_window = cfg.auth_failure_window;
   net::SmtpServer smtp(io, ctx);
 
   std::vector<net::ListenerSpec> specs;
-  for (const auto& l : cfg.listeners) specs.push_back({l.address, l.port, l.name});
+  for (std::size_t i = 0; i < cfg.listeners.size(); ++i) {
+    const auto& l = cfg.listeners[i];
+    specs.push_back({l.address, l.port, l.name, &listener_cfgs[i], l.tls == "implicit"});
+  }
   auto bound = smtp.listen(specs);
   if (!bound) {
     spdlog::critical("{}", bound.error().message);
@@ -205,9 +343,57 @@ int serve(const config::Config& cfg) {
       mail_abs.c_str(), connect_host.c_str(), port.c_str(), demo_box.c_str(),
       demo_domain.c_str(), connect_host.c_str(), port.c_str(), demo_box.c_str(),
       demo_domain.c_str(), mail_abs.c_str(), demo_box.c_str());
+  for (std::size_t i = 0; i < cfg.listeners.size() && i < bound->size(); ++i) {
+    if (!cfg.listeners[i].submission) continue;
+    const std::string& b = (*bound)[i];
+    std::printf("Submission (%s, AUTH after TLS) on %s:\n"
+                "  swaks --server %s%s --auth-user USER --from USER --to someone@example.net\n",
+                cfg.listeners[i].tls == "implicit" ? "implicit TLS" : "STARTTLS", b.c_str(),
+                b.c_str(), cfg.listeners[i].tls == "implicit" ? " --tlsc" : " --tls");
+    if (cfg.auth_password_file.empty())
+      std::printf("  (no [auth] password_file is configured, so no one can log in yet; "
+                  "make hashes with: carrier passwd USER)\n");
+    break;
+  }
   std::fflush(stdout);
   spdlog::info("carrier {} started: {} listener(s), spool {}, {} message(s) to recover",
                CARRIER_VERSION, bound->size(), cfg.spool_dir.string(), spool.list().size());
+
+  // The pid file lets `carrier reload` find this process.
+  const fs::path pid_file = cfg.data_dir / "carrier.pid";
+  {
+    std::ofstream pf(pid_file, std::ios::trunc);
+    pf << ::getpid() << "\n";
+  }
+
+  // SIGHUP: certificates and the password file are read again. Sessions in progress keep
+  // what they started with; a file that fails to load leaves the old one in place.
+  asio::signal_set hup(io, SIGHUP);
+  std::function<void()> on_hup = [&] {
+    hup.async_wait([&](const asio::error_code& e, int) {
+      if (e) return;
+      spdlog::info("SIGHUP: reloading certificates and users");
+      if (config::tls_wanted(cfg)) {
+        if (auto t = load_server_tls(cfg, false)) {
+          tls_store.replace(std::move(t).value());
+          spdlog::info("tls: certificates reloaded");
+        } else {
+          spdlog::error("tls: reload failed, keeping the current certificates: {}",
+                        t.error().message);
+        }
+      }
+      if (auto db = load_users(cfg)) {
+        users.replace(std::move(db).value());
+        if (!cfg.auth_password_file.empty())
+          spdlog::info("auth: {} reloaded ({} user(s))", cfg.auth_password_file.string(),
+                       users.get() ? users.get()->size() : 0);
+      } else {
+        spdlog::error("auth: reload failed, keeping the current users: {}", db.error().message);
+      }
+      on_hup();
+    });
+  };
+  on_hup();
 
   asio::signal_set signals(io, SIGTERM, SIGINT);
   signals.async_wait([&](const asio::error_code& e, int sig) {
@@ -231,7 +417,10 @@ int serve(const config::Config& cfg) {
     (*tick)();
   });
   io.run();
+  hup.cancel();
+  auth_pool.join();
   delivery.stop();
+  fs::remove(pid_file, ec);
   auto st = smtp.stats();
   spdlog::info("carrier stopped: {} connection(s), {} message(s) accepted", st.connections_total,
                st.messages_accepted);

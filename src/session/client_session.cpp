@@ -325,7 +325,7 @@ void ClientSession::handle(Reply r) {
         state_ = State::TlsHandshake;  // RFC 3207 4: start the handshake now
       } else if (negative(r)) {
         // RFC 3207 4: the client decides. Encrypt: give up; May: go on in plain text.
-        if (cfg_.tls == TlsPolicy::Encrypt)
+        if (cfg_.tls == TlsPolicy::Encrypt || cfg_.tls == TlsPolicy::Verify)
           connection_failure(r, "STARTTLS", true, false);
         else
           become_ready();
@@ -352,7 +352,7 @@ void ClientSession::after_ehlo() {
     send("STARTTLS", {Cmd::StartTls});
     return;
   }
-  if (!tls_ && cfg_.tls == TlsPolicy::Encrypt) {
+  if (!tls_ && (cfg_.tls == TlsPolicy::Encrypt || cfg_.tls == TlsPolicy::Verify)) {
     // RFC 3463 X.7.10 (RFC 5248): encryption needed.
     connection_failure(generated(451, "4.7.10", "TLS required but not offered by the server"),
                        "STARTTLS", true, true);

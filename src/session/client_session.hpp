@@ -63,6 +63,7 @@ enum class TlsPolicy {
   None,     // never send STARTTLS
   May,      // STARTTLS when offered; refused (4xx/5xx) → go on in plain text (RFC 3207 4)
   Encrypt,  // TLS or nothing: not offered / refused / handshake failed → temporary failure
+  Verify,   // as Encrypt, and the transport checks the certificate chain and host name
 };
 
 // RFC 5321 4.5.3.2 timeouts (what timeout() returns while waiting).

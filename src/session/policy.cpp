@@ -148,7 +148,9 @@ RcptDecision LocalPolicy::check(const proto::Mailbox& rcpt, const ClientInfo& cl
                            "<" + addr + ">: Recipient address rejected: User unknown");
     return d;
   }
-  if (is_trusted(client.ip)) {
+  // Relaying: clients in the trusted networks, and users who authenticated (RFC 4954 6,
+  // RFC 6409 4.3).
+  if (is_trusted(client.ip) || !client.auth_user.empty()) {
     proto::EnvelopeRecipient er;
     er.address = rcpt;
     er.original = rcpt;

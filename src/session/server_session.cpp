@@ -10,7 +10,10 @@
 
 #include <algorithm>
 
+#include "base/ascii.hpp"
+
 #include "proto/headers.hpp"
+#include "proto/sasl.hpp"
 #include "session/command_table.hpp"
 
 namespace carrier::session {
@@ -24,7 +27,27 @@ ServerSession::ServerSession(const Config& cfg, const RecipientChecker& rcpts, C
   env_.client_rdns = client_.rdns;
 }
 
-std::size_t ServerSession::line_limit() const { return cfg_.limits.max_command_line; }
+std::size_t ServerSession::line_limit() const {
+  // A SASL response line may be longer than a command (RFC 4954 4: 12288 octets).
+  if (auth_stage_ != AuthStage::None) return cfg_.limits.max_auth_line;
+  return cfg_.limits.max_command_line;
+}
+
+bool ServerSession::auth_offered() const {
+  // RFC 4954 4 and RFC 8314 / Postfix smtpd_tls_auth_only: passwords only under TLS (or to a
+  // loopback client when the operator allows it for testing).
+  return cfg_.auth_available && esmtp_ &&
+         (client_.tls || (cfg_.auth_plaintext_loopback && client_.loopback));
+}
+
+// RFC 3848 / RFC 6531 7.2: the "with" keyword of Received:.
+std::string ServerSession::protocol_name() const {
+  if (!esmtp_) return "SMTP";
+  std::string p = env_.params.smtputf8 ? "UTF8SMTP" : "ESMTP";
+  if (client_.tls) p += 'S';
+  if (!client_.auth_user.empty()) p += 'A';
+  return p;
+}
 
 void ServerSession::reply(int code, std::string_view status, std::string_view text) {
   out_ += std::to_string(code);
@@ -71,7 +94,7 @@ proto::Extensions ServerSession::extensions() const {
   e.smtputf8 = cfg_.smtputf8;
   e.chunking = cfg_.chunking;
   e.dsn = cfg_.dsn;
-  e.auth = false;
+  e.auth = auth_offered();
   return e;
 }
 
@@ -97,6 +120,10 @@ void ServerSession::on_timeout() {
 
 void ServerSession::on_line_too_long() {
   // RFC 5321 4.5.3.1.4 (command line 512 octets) and 4.2.2 (500 line too long).
+  if (auth_stage_ != AuthStage::None) {  // an over-long SASL response ends the exchange
+    auth_stage_ = AuthStage::None;
+    auth_req_ = {};
+  }
   error_reply(500, "5.5.6", "Error: line too long");
 }
 
@@ -110,6 +137,10 @@ std::string_view trim(std::string_view s) {
 
 void ServerSession::on_line(std::string_view line) {
   if (want_ != Want::Line) return;  // the I/O layer never calls us out of turn
+  if (auth_stage_ != AuthStage::None) {
+    auth_line(line);
+    return;
+  }
   const proto::Command cmd = proto::parse_command(line);
   if (cmd.verb == Verb::Unknown) {
     // RFC 5321 4.2.4: 500 for an unrecognised command.
@@ -176,16 +207,22 @@ void ServerSession::on_line(std::string_view line) {
             "carrier: commands HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP; see RFC 5321");
       break;
     case Verb::StartTls:
-      if (!cfg_.starttls_available) {
+      if (!cfg_.starttls_available && !client_.tls) {
         error_reply(502, "5.5.1", "Error: STARTTLS not available");
         break;
       }
-      // (issue: TLS) — the I/O layer would take over here.
-      error_reply(454, "4.7.0", "TLS not available due to temporary reason");
+      if (client_.tls) {  // RFC 3207 4.2: not advertised (and not allowed) once TLS is up
+        error_reply(503, "5.5.1", "Error: TLS already active");
+        break;
+      }
+      if (!trim(cmd.arg).empty()) {  // RFC 3207 4: no parameters
+        error_reply(501, "5.5.4", "Syntax: STARTTLS");
+        break;
+      }
+      reply(220, "2.0.0", "Ready to start TLS");
+      want_ = Want::StartTls;
       break;
-    case Verb::Auth:  // not advertised: not implemented on this listener (RFC 5321 4.2.4)
-      error_reply(502, "5.5.1", "Error: authentication not enabled");
-      break;
+    case Verb::Auth: cmd_auth(cmd); break;
     case Verb::Unknown: break;
   }
 }
@@ -201,7 +238,7 @@ void ServerSession::cmd_helo(const proto::Command& c, bool ehlo) {
   reset_transaction();
   esmtp_ = ehlo;
   env_.helo.assign(arg);
-  env_.protocol = ehlo ? (client_.tls ? "ESMTPS" : "ESMTP") : "SMTP";
+  env_.protocol = protocol_name();
   events_.push_back({Event::Helo, env_.helo});
   if (!ehlo) {
     reply(250, "", cfg_.hostname);
@@ -220,11 +257,17 @@ void ServerSession::cmd_helo(const proto::Command& c, bool ehlo) {
   }
   if (cfg_.dsn) lines.push_back("DSN");
   if (cfg_.starttls_available && !client_.tls) lines.push_back("STARTTLS");
+  if (auth_offered() && client_.auth_user.empty()) lines.push_back("AUTH PLAIN LOGIN");
   lines.push_back("HELP");
   reply(Reply(250, "", std::move(lines)));
 }
 
 void ServerSession::cmd_mail(const proto::Command& c) {
+  if (cfg_.submission && client_.auth_user.empty()) {
+    // RFC 6409 4.3 / RFC 4954 6: the submission service requires authentication.
+    error_reply(530, "5.7.0", "Authentication required");
+    return;
+  }
   if (transactions_ >= cfg_.limits.max_transactions) {
     reply(421, "4.7.0", cfg_.hostname + " Error: too many messages in one session, closing");
     events_.push_back({Event::Rejected, "too many transactions"});
@@ -239,10 +282,19 @@ void ServerSession::cmd_mail(const proto::Command& c) {
     return;
   }
   auto& m = std::get<proto::MailFrom>(r);
+  if (!client_.auth_user.empty() && cfg_.sender_allowed && !cfg_.sender_allowed(identity_, m.sender)) {
+    // RFC 6409 6.1: an MSA checks that the submitter may use this sender address.
+    reply(553, "5.7.1",
+          "<" + m.sender.str() + ">: Sender address rejected: not owned by user " +
+              proto::sanitize_header_value(client_.auth_user));
+    events_.push_back({Event::Rejected, fmt::format("from=<{}> not owned by user {}",
+                                                    m.sender.str(), client_.auth_user)});
+    count_error();
+    return;
+  }
   env_.sender = std::move(m.sender);
   env_.params = std::move(m.params);
-  if (env_.params.smtputf8) env_.protocol = client_.tls ? "UTF8SMTPS" : "UTF8SMTP";
-  else env_.protocol = esmtp_ ? (client_.tls ? "ESMTPS" : "ESMTP") : "SMTP";
+  env_.protocol = protocol_name();
   state_ = State::Mail;
   reply(250, "2.1.0", "Ok");
 }
@@ -519,13 +571,163 @@ void ServerSession::on_commit_failed(bool no_space) {
   want_ = Want::Line;
 }
 
-void ServerSession::on_tls_started() {
-  // (issue: TLS) RFC 3207 4.2: all state is discarded; the client must EHLO again.
+void ServerSession::on_tls_started(std::string info) {
+  // RFC 3207 4.2: all state is discarded (an AUTH before it too); the client must EHLO again.
   client_.tls = true;
+  client_.tls_info = std::move(info);
+  client_.auth_user.clear();
+  identity_ = {};
+  auth_stage_ = AuthStage::None;
   reset_transaction();
   state_ = State::Start;
   esmtp_ = false;
+  env_.helo.clear();
   want_ = Want::Line;
+  events_.push_back({Event::Tls, client_.tls_info});
+}
+
+// ---- AUTH (RFC 4954; mechanisms PLAIN, RFC 4616, and LOGIN) ------------------------------
+
+namespace {
+constexpr std::string_view kLoginUser = "VXNlcm5hbWU6";      // base64("Username:")
+constexpr std::string_view kLoginPassword = "UGFzc3dvcmQ6";  // base64("Password:")
+}  // namespace
+
+void ServerSession::cmd_auth(const proto::Command& c) {
+  if (!auth_offered()) {
+    if (cfg_.auth_available && esmtp_ && !client_.tls) {
+      // RFC 4954 6: 538 when the mechanism needs an encrypted connection.
+      error_reply(538, "5.7.11", "Encryption required for requested authentication mechanism");
+    } else if (cfg_.auth_available && !esmtp_) {
+      error_reply(503, "5.5.1", "Error: send EHLO first");
+    } else {  // not advertised on this listener (RFC 5321 4.2.4)
+      error_reply(502, "5.5.1", "Error: authentication not enabled");
+    }
+    return;
+  }
+  if (!client_.auth_user.empty()) {  // RFC 4954 4: only one successful AUTH per session
+    error_reply(503, "5.5.1", "Error: already authenticated");
+    return;
+  }
+  std::string_view arg = trim(c.arg);
+  std::string_view mech = arg.substr(0, arg.find(' '));
+  std::string_view initial;
+  if (mech.size() < arg.size()) initial = trim(arg.substr(mech.size()));
+  if (mech.empty()) {
+    error_reply(501, "5.5.4", "Syntax: AUTH mechanism [initial-response]");
+    return;
+  }
+  auth_req_ = {};
+  if (ascii_iequals(mech, "PLAIN")) {
+    auth_req_.mechanism = "PLAIN";
+    auth_stage_ = AuthStage::PlainResponse;
+    if (initial.empty()) {
+      reply(334, "", "");  // RFC 4954 4: empty challenge, "334 "
+      return;
+    }
+    auth_line(initial);
+    return;
+  }
+  if (ascii_iequals(mech, "LOGIN")) {
+    auth_req_.mechanism = "LOGIN";
+    auth_stage_ = AuthStage::LoginUser;
+    if (initial.empty()) {
+      reply(334, "", kLoginUser);
+      return;
+    }
+    auth_line(initial);
+    return;
+  }
+  error_reply(504, "5.5.4", "Unrecognized authentication type");
+}
+
+void ServerSession::auth_line(std::string_view line) {
+  auto fail = [&](int code, std::string_view status, std::string_view text) {
+    auth_stage_ = AuthStage::None;
+    auth_req_ = {};
+    error_reply(code, status, text);
+  };
+  if (line == "*") {  // RFC 4954 4: the client cancels the exchange
+    fail(501, "5.0.0", "Authentication cancelled");
+    return;
+  }
+  // RFC 4954 4: "=" is an empty initial response.
+  std::optional<std::string> decoded =
+      line == "=" ? std::optional<std::string>(std::string()) : proto::base64_decode(line);
+  if (!decoded) {
+    fail(501, "5.5.2", "Cannot decode response");
+    return;
+  }
+  switch (auth_stage_) {
+    case AuthStage::PlainResponse: {
+      auto p = proto::parse_sasl_plain(*decoded);
+      std::fill(decoded->begin(), decoded->end(), '\0');
+      if (!p) {
+        fail(501, "5.5.2", "Invalid PLAIN response (RFC 4616)");
+        return;
+      }
+      // Acting for another identity (authzid) is not supported.
+      if (!p->authzid.empty() && p->authzid != p->authcid) {
+        std::fill(p->password.begin(), p->password.end(), '\0');
+        fail(535, "5.7.8", "Authentication credentials invalid");
+        return;
+      }
+      auth_req_.user = std::move(p->authcid);
+      auth_req_.password = std::move(p->password);
+      break;
+    }
+    case AuthStage::LoginUser:
+      if (decoded->empty() || decoded->size() > 255) {
+        fail(501, "5.5.2", "Invalid user name");
+        return;
+      }
+      auth_req_.user = std::move(*decoded);
+      auth_stage_ = AuthStage::LoginPassword;
+      reply(334, "", kLoginPassword);
+      return;
+    case AuthStage::LoginPassword:
+      auth_req_.password = std::move(*decoded);
+      break;
+    case AuthStage::None:
+    case AuthStage::Checking: return;
+  }
+  auth_stage_ = AuthStage::Checking;
+  want_ = Want::Authenticate;
+}
+
+void ServerSession::on_auth_result(AuthVerdict v, AuthIdentity who) {
+  if (want_ != Want::Authenticate) return;
+  std::fill(auth_req_.password.begin(), auth_req_.password.end(), '\0');
+  const std::string mech = auth_req_.mechanism;
+  auth_req_ = {};
+  auth_stage_ = AuthStage::None;
+  want_ = Want::Line;
+  switch (v) {
+    case AuthVerdict::Ok:
+      client_.auth_user = who.user;
+      identity_ = std::move(who);
+      env_.protocol = protocol_name();
+      reply(235, "2.7.0", "Authentication successful");
+      events_.push_back({Event::Auth, fmt::format("sasl_method={} sasl_username={}", mech,
+                                                  client_.auth_user)});
+      break;
+    case AuthVerdict::Bad:
+      events_.push_back({Event::Rejected, fmt::format("authentication failed (sasl_method={})", mech)});
+      error_reply(535, "5.7.8", "Authentication credentials invalid");
+      break;
+    case AuthVerdict::TempFail:
+      events_.push_back({Event::Rejected, fmt::format("authentication unavailable (sasl_method={})", mech)});
+      reply(454, "4.7.0", "Temporary authentication failure");
+      break;
+    case AuthVerdict::Throttled:
+      reply(421, "4.7.0",
+            cfg_.hostname + " Error: too many failed authentications, closing connection");
+      events_.push_back({Event::Rejected, "too many failed authentications"});
+      opened_ = false;
+      state_ = State::Closed;
+      want_ = Want::Close;
+      break;
+  }
 }
 
 std::string ServerSession::received_header(std::string_view queue_id,
@@ -536,6 +738,8 @@ std::string ServerSession::received_header(std::string_view queue_id,
   info.client_ip = client_.ip;
   info.by_host = cfg_.hostname;
   info.protocol = env_.protocol.empty() ? "SMTP" : env_.protocol;
+  info.tls_comment = client_.tls_info;
+  if (cfg_.received_auth_user) info.auth_user = client_.auth_user;
   info.queue_id.assign(queue_id);
   if (env_.recipients.size() == 1) info.for_rcpt = env_.recipients.front().original.str();
   info.when = now;

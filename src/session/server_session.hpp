@@ -9,6 +9,7 @@
 #pragma once
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -33,6 +34,12 @@ struct Limits {
   int max_transactions = 1000;            // messages per connection
 };
 
+// Who authenticated (RFC 4954), as the credential check found it.
+struct AuthIdentity {
+  std::string user;
+  std::vector<std::string> senders;  // sender patterns this user owns
+};
+
 struct Config {
   std::string hostname = "localhost";     // our name in the greeting and Received:
   std::string greeting_text = "carrier";  // "220 HOST ESMTP carrier"
@@ -41,14 +48,29 @@ struct Config {
   Limits limits;
   proto::BareNewline bare_newline = proto::BareNewline::Reject;
   bool pipelining = true, eightbitmime = true, smtputf8 = true, chunking = true, dsn = true;
-  bool starttls_available = false;  // STARTTLS offered (issue: TLS)
+  // TLS (RFC 3207): STARTTLS offered on plain connections of this listener.
+  bool starttls_available = false;
+  // Submission (RFC 6409): AUTH required before MAIL (530 5.7.0), missing Date:/Message-ID:
+  // added. AUTH (RFC 4954) PLAIN and LOGIN are offered only over TLS (or, with
+  // auth_plaintext_loopback, to loopback clients) and only when auth_available.
+  bool submission = false;
+  bool auth_available = false;
+  bool auth_plaintext_loopback = false;
+  bool received_auth_user = false;  // "(Authenticated sender: USER)" in Received:
+  // Whether an authenticated identity may use this envelope sender (RFC 6409 6.1); unset:
+  // any sender.
+  std::function<bool(const AuthIdentity&, const proto::Mailbox&)> sender_allowed;
 };
+
 
 struct ClientInfo {
   std::string ip;    // textual address of the peer
   std::string rdns;  // reverse DNS name, may be empty
   std::uint16_t port = 0;
   bool tls = false;
+  bool loopback = false;   // 127.0.0.0/8 or ::1
+  std::string tls_info;    // "using TLSv1.3 with cipher ..." once TLS is up
+  std::string auth_user;   // after a successful AUTH: may relay (RFC 6409 / RFC 4954 6)
 };
 
 // Decision about one RCPT TO address (RFC 5321 3.3, 4.5.1). Implemented from configuration
@@ -72,7 +94,9 @@ enum class Want {
   Data,         // read DATA bytes through data_decoder() until done; then on_data_end()
   Bdat,         // read exactly bdat_remaining() raw bytes; then on_bdat_chunk_end()
   Commit,       // make the message durable; then on_committed() / on_commit_failed()
-  StartTls,     // (issue: TLS) start TLS, then on_tls_started()
+  StartTls,     // out() holds the 220: flush it, DISCARD any input already buffered
+                // (RFC 3207 4.2; STARTTLS command injection), handshake, on_tls_started()
+  Authenticate, // check auth_request() credentials, then on_auth_result()
   Close,        // flush out() and close the connection
 };
 
@@ -102,7 +126,12 @@ class ServerSession {
   void on_bdat_chunk_end(const ContentReport& r);  // one BDAT chunk fully read
   void on_committed(std::string_view queue_id);    // message durable: 250 with queue id
   void on_commit_failed(bool no_space);            // 451 4.3.0 / 452 4.3.1
-  void on_tls_started();                           // (issue: TLS)
+  // TLS is up (after STARTTLS, or before on_connect() for implicit TLS, RFC 8314); info is
+  // the Received: comment ("using TLSv1.3 with cipher ...").
+  void on_tls_started(std::string info = {});
+  // Result of the credential check asked for by Want::Authenticate.
+  enum class AuthVerdict { Ok, Bad, TempFail, Throttled };
+  void on_auth_result(AuthVerdict v, AuthIdentity who = {});
   void on_closed();                                // peer closed the connection (log only)
 
   // Timestamps the open transaction (the session has no clock): Unix ms.
@@ -113,6 +142,15 @@ class ServerSession {
   // True while a spool writer belongs to this transaction; when it turns false without a
   // commit, the I/O layer aborts (removes) the writer.
   bool message_open() const { return opened_; }
+
+  // Credentials to check while want() == Authenticate (cleared by on_auth_result).
+  struct AuthRequest {
+    std::string mechanism, user, password;
+  };
+  const AuthRequest& auth_request() const { return auth_req_; }
+  // Submission: the I/O layer adds Date:/Message-ID: to the header section when missing.
+  bool add_missing_headers() const { return cfg_.submission && !client_.auth_user.empty(); }
+  const ClientInfo& client() const { return client_; }
 
   // State for the I/O layer
   Want want() const { return want_; }
@@ -129,7 +167,7 @@ class ServerSession {
   std::string& out() { return out_; }
   // One log-worthy event per finished transaction or rejection (the I/O layer logs these).
   struct Event {
-    enum Kind { Connect, Helo, Accepted, Rejected, Disconnect } kind;
+    enum Kind { Connect, Helo, Tls, Auth, Accepted, Rejected, Disconnect } kind;
     std::string text;
   };
   std::vector<Event>& events() { return events_; }
@@ -151,6 +189,10 @@ class ServerSession {
   void cmd_data(const proto::Command& c);
   void cmd_bdat(const proto::Command& c);
   void count_error();
+  void cmd_auth(const proto::Command& c);
+  void auth_line(std::string_view line);
+  bool auth_offered() const;
+  std::string protocol_name() const;
   void refuse_bdat(std::string_view arg, int code, std::string_view text);  // RFC 5321 4.5.3.2 note / Postfix hard_error_limit: too many → 421
   std::optional<proto::Reply> check_content(const ContentReport& r, bool bdat) const;
   proto::Extensions extensions() const;
@@ -177,6 +219,11 @@ class ServerSession {
   bool in_bdat_ = false;           // the open transaction uses BDAT (else DATA)
   bool pending_discard_only_ = false;  // skipping the chunk of a BDAT refused with 503
   std::uint64_t content_size_ = 0;
+  // AUTH (RFC 4954): the SASL exchange in progress.
+  enum class AuthStage { None, PlainResponse, LoginUser, LoginPassword, Checking };
+  AuthStage auth_stage_ = AuthStage::None;
+  AuthRequest auth_req_;
+  AuthIdentity identity_;
 };
 
 }  // namespace carrier::session

@@ -22,6 +22,7 @@ struct SmtpRoute {
   std::uint16_t port = 0;  // 0: the transport's default port
   bool mx = true;          // look up the MX of host (false: "[host]", connect directly)
   session::TlsPolicy tls = session::TlsPolicy::May;
+  std::string tls_name;    // Verify: the name the certificate must match (default: the host)
   double rate = 0;         // messages per second to this next hop; 0: the transport's default
 };
 

@@ -13,6 +13,7 @@
 #include <asio.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
+#include <asio/ssl.hpp>
 #include <future>
 #include <map>
 #include <thread>
@@ -69,7 +70,19 @@ struct SmtpTransport::Impl : std::enable_shared_from_this<Impl> {
   struct Conn {
     Conn(tcp::socket so, session::ClientConfig cfg) : sock(std::move(so)), s(std::move(cfg)) {}
     tcp::socket sock;
+    std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls;  // after STARTTLS
+    std::string tls_info;                                  // "using TLSv1.3 with cipher ..."
     session::ClientSession s;
+    // Writes through TLS once it is up.
+    template <class Token>
+    auto async_write(std::string_view data, Token&& tok) {
+      return tls ? asio::async_write(*tls, asio::buffer(data), std::forward<Token>(tok))
+                 : asio::async_write(sock, asio::buffer(data), std::forward<Token>(tok));
+    }
+    void close() {
+      asio::error_code ec;
+      sock.close(ec);
+    }
     std::uint64_t parked = 0;  // park generation: an idle timer only closes its own parking
   };
   static constexpr std::chrono::seconds kIdle{5};
@@ -93,9 +106,10 @@ struct SmtpTransport::Impl : std::enable_shared_from_this<Impl> {
   void release(const std::string& key);
   // One connection attempt to one target. Returns true when the target took responsibility
   // (a transaction ran: every recipient has its outcome); false: try the next target, why says
-  // what went wrong.
+  // what went wrong; tls_failed: the TLS handshake failed (under "may", the same target is
+  // tried again without TLS, as Postfix does).
   asio::awaitable<bool> attempt(Job& job, const Target& t, session::TlsPolicy tls,
-                                std::string& why);
+                                const std::string& tls_name, std::string& why, bool& tls_failed);
 };
 
 asio::awaitable<dns::MxResult> SmtpTransport::Impl::lookup_mx(std::string name) {
@@ -139,7 +153,9 @@ void SmtpTransport::Impl::release(const std::string& key) {
 }
 
 asio::awaitable<bool> SmtpTransport::Impl::attempt(Job& job, const Target& t,
-                                                   session::TlsPolicy tls, std::string& why) {
+                                                   session::TlsPolicy tls,
+                                                   const std::string& tls_name, std::string& why,
+                                                   bool& tls_failed) {
   const std::string where = t.host + "[" + t.ip + "]:" + std::to_string(t.port);
   const std::string pool_key = t.ip + "|" + std::to_string(t.port) + "|" +
                                std::to_string(static_cast<int>(tls));
@@ -167,9 +183,8 @@ asio::awaitable<bool> SmtpTransport::Impl::attempt(Job& job, const Target& t,
     so.set_option(tcp::no_delay(true), ec);
     session::ClientConfig cfg;
     cfg.helo_name = opts.helo_name;
-    // (issue: TLS) no handshake yet: "may" means plain text, so never start STARTTLS;
-    // "encrypt" still asks for it and fails (the message stays queued).
-    cfg.tls = tls == session::TlsPolicy::May ? session::TlsPolicy::None : tls;
+    // Without TLS contexts "may" means plain text; "encrypt"/"verify" still ask and fail.
+    cfg.tls = tls == session::TlsPolicy::May && !opts.tls ? session::TlsPolicy::None : tls;
     cfg.timeouts = opts.timeouts;
     conn = std::make_shared<Conn>(std::move(so), std::move(cfg));
   }
@@ -217,7 +232,8 @@ asio::awaitable<bool> SmtpTransport::Impl::attempt(Job& job, const Target& t,
         const std::string text = reply_text(o.reply);
         if (o.kind == session::RcptOutcome::Delivered) {
           res.status = Status::Delivered;
-          res.detail = status_of(o.reply, "2.0.0") + " relayed to " + where + ": " + text;
+          res.detail = status_of(o.reply, "2.0.0") + " relayed to " + where +
+                       (conn->tls_info.empty() ? "" : " (" + conn->tls_info + ")") + ": " + text;
           res.relayed = o.relayed_without_dsn;
         } else {
           res.status = o.kind == session::RcptOutcome::PermFail ? Status::Failed : Status::Deferred;
@@ -234,8 +250,7 @@ asio::awaitable<bool> SmtpTransport::Impl::attempt(Job& job, const Target& t,
   for (;;) {
     if (!s.out().empty()) {
       timer.expires_after(s.timeout());
-      auto w = co_await (asio::async_write(sock, asio::buffer(s.out()), use_tuple) ||
-                         timer.async_wait(use_tuple));
+      auto w = co_await (conn->async_write(s.out(), use_tuple) || timer.async_wait(use_tuple));
       s.out().clear();
       if (w.index() == 1) {
         s.on_timeout();
@@ -249,8 +264,10 @@ asio::awaitable<bool> SmtpTransport::Impl::attempt(Job& job, const Target& t,
     switch (s.want()) {
       case session::ClientWant::Reply: {
         timer.expires_after(s.timeout());
-        auto r = co_await (sock.async_read_some(asio::buffer(inbuf), use_tuple) ||
-                           timer.async_wait(use_tuple));
+        auto r = conn->tls ? co_await (conn->tls->async_read_some(asio::buffer(inbuf), use_tuple) ||
+                                       timer.async_wait(use_tuple))
+                           : co_await (sock.async_read_some(asio::buffer(inbuf), use_tuple) ||
+                                       timer.async_wait(use_tuple));
         if (r.index() == 1) {
           s.on_timeout();
           break;
@@ -260,11 +277,37 @@ asio::awaitable<bool> SmtpTransport::Impl::attempt(Job& job, const Target& t,
         else s.on_input(std::string_view(inbuf.data(), n));
         break;
       }
-      case session::ClientWant::StartTls:
-        // (issue: TLS) the handshake is not available yet: policy "may" goes on in clear
-        // only when the session allows it; "encrypt" fails temporarily.
-        s.on_tls_failed("TLS is not available in this build");
+      case session::ClientWant::StartTls: {
+        if (!opts.tls) {
+          s.on_tls_failed("TLS is not available");
+          tls_failed = true;
+          break;
+        }
+        // RFC 3207 4 / RFC 6125: under "verify" the chain must be valid and the certificate
+        // must name the next hop (tls_name, else the host we looked up or were given).
+        const bool verify = tls == session::TlsPolicy::Verify;
+        conn->tls = std::make_unique<asio::ssl::stream<tcp::socket&>>(
+            sock, verify ? opts.tls->verifying() : opts.tls->any());
+        tls::prepare_client(conn->tls->native_handle(), tls_name.empty() ? t.host : tls_name,
+                            verify);
+        timer.expires_after(s.timeout());
+        auto h = co_await (conn->tls->async_handshake(asio::ssl::stream_base::client, use_tuple) ||
+                           timer.async_wait(use_tuple));
+        std::string err;
+        if (h.index() == 1) err = "timed out";
+        else if (auto [hec] = std::get<0>(h); hec)
+          err = tls::handshake_error(conn->tls->native_handle(), hec.message());
+        if (!err.empty()) {
+          tls_failed = true;
+          spdlog::info("{}: TLS with {} failed: {}", job.msg->id, where, err);
+          s.on_tls_failed(err);
+          break;
+        }
+        conn->tls_info = tls::describe(conn->tls->native_handle());
+        spdlog::debug("{}: TLS with {}: {}", job.msg->id, where, conn->tls_info);
+        s.on_tls_started();
         break;
+      }
       case session::ClientWant::SendContent: {
         const std::uint64_t want = std::min<std::uint64_t>(64 * 1024, msg.content_size - sent);
         chunk.resize(want);
@@ -291,10 +334,9 @@ asio::awaitable<bool> SmtpTransport::Impl::attempt(Job& job, const Target& t,
         take_outcomes();
         if (!s.out().empty()) {
           timer.expires_after(std::chrono::seconds(5));
-          co_await (asio::async_write(sock, asio::buffer(s.out()), use_tuple) ||
-                    timer.async_wait(use_tuple));
+          co_await (conn->async_write(s.out(), use_tuple) || timer.async_wait(use_tuple));
         }
-        sock.close(ec);
+        conn->close();
         if (s.connection_failed()) {  // refused before any transaction: try the next host
           why = where + " " + s.failure_stage() + ": " + reply_text(s.failure_reply());
           co_return false;
@@ -319,8 +361,7 @@ std::shared_ptr<SmtpTransport::Impl::Conn> SmtpTransport::Impl::take_pooled(cons
     if (c->sock.is_open() && n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
         c->s.want() == session::ClientWant::Message)
       return c;
-    asio::error_code ec;
-    c->sock.close(ec);
+    c->close();
   }
 }
 
@@ -328,8 +369,11 @@ void SmtpTransport::Impl::park(const std::string& key, std::shared_ptr<Conn> c) 
   if (stopping || pool.count(key) >= static_cast<std::size_t>(opts.max_per_destination)) {
     c->s.quit();
     asio::error_code ec;
-    if (!c->s.out().empty()) c->sock.write_some(asio::buffer(c->s.out()), ec);
-    c->sock.close(ec);
+    if (!c->s.out().empty()) {
+      if (c->tls) c->tls->write_some(asio::buffer(c->s.out()), ec);
+      else c->sock.write_some(asio::buffer(c->s.out()), ec);
+    }
+    c->close();
     return;
   }
   c->parked = ++park_gen;
@@ -350,13 +394,11 @@ asio::awaitable<void> SmtpTransport::Impl::idle_close(std::string key, std::shar
     }
   c->parked = 0;
   c->s.quit();
-  asio::error_code ec;
   if (!c->s.out().empty()) {
     t.expires_after(std::chrono::seconds(5));
-    co_await (asio::async_write(c->sock, asio::buffer(c->s.out()), use_tuple) ||
-              t.async_wait(use_tuple));
+    co_await (c->async_write(c->s.out(), use_tuple) || t.async_wait(use_tuple));
   }
-  c->sock.close(ec);
+  c->close();
 }
 
 asio::awaitable<void> SmtpTransport::Impl::run_job(Job* jp, std::promise<void>* done) {
@@ -431,8 +473,17 @@ asio::awaitable<void> SmtpTransport::Impl::run_job(Job* jp, std::promise<void>* 
         break;
       }
       bool ok = false;
+      bool tls_failed = false;
+      const std::string tls_name = route ? route->tls_name : std::string();
       try {
-        ok = co_await attempt(job, t, tls, why);
+        ok = co_await attempt(job, t, tls, tls_name, why, tls_failed);
+        if (!ok && tls_failed && tls == session::TlsPolicy::May) {
+          // Opportunistic TLS failed: this host gets the message in plain text (RFC 3207 4;
+          // Postfix does the same at security level "may").
+          spdlog::info("{}: relay to {}: {}; trying {} again without TLS", job.msg->id,
+                       job.domain, why, t.host);
+          ok = co_await attempt(job, t, session::TlsPolicy::None, tls_name, why, tls_failed);
+        }
       } catch (const std::exception& e) {
         why = std::string("connection to ") + t.host + " failed: " + e.what();
       }

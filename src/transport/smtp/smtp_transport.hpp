@@ -19,6 +19,7 @@
 #include "base/result.hpp"
 #include "dns/resolver.hpp"
 #include "session/client_session.hpp"
+#include "tls/tls.hpp"
 #include "transport/smtp/routing.hpp"
 #include "transport/transport.hpp"
 
@@ -35,6 +36,9 @@ struct SmtpOptions {
   double rate_per_destination = 0;  // messages per second per next hop (0: unlimited)
   session::ClientTimeouts timeouts;
   SelfIdentity self;                // MX loop detection (RFC 5321 5.1)
+  // TLS contexts for STARTTLS (RFC 3207); null: no TLS ("may" goes on in plain text,
+  // "encrypt"/"verify" defer).
+  std::shared_ptr<tls::ClientTls> tls;
 };
 
 class SmtpTransport final : public Transport {

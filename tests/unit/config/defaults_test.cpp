@@ -37,10 +37,24 @@ TEST(ConfigDefaults, HostnameAndDomainsComeFromTheSystem) {
 
 TEST(ConfigDefaults, ListenerDirectoriesAndMailboxes) {
   Config c = defaults();
-  ASSERT_EQ(c.listeners.size(), 1u);
+  // SMTP with STARTTLS, submission (RFC 6409) and submissions (RFC 8314 implicit TLS).
+  ASSERT_EQ(c.listeners.size(), 3u);
   EXPECT_EQ(c.listeners[0].address, "127.0.0.1");
   EXPECT_EQ(c.listeners[0].port, 2525);
   EXPECT_EQ(c.listeners[0].name, "smtp");
+  EXPECT_EQ(c.listeners[0].tls, "starttls");
+  EXPECT_FALSE(c.listeners[0].submission);
+  EXPECT_EQ(c.listeners[1].port, 5870);
+  EXPECT_TRUE(c.listeners[1].submission);
+  EXPECT_EQ(c.listeners[1].tls, "starttls");
+  EXPECT_EQ(c.listeners[2].port, 4650);
+  EXPECT_TRUE(c.listeners[2].submission);
+  EXPECT_EQ(c.listeners[2].tls, "implicit");
+  // No certificate configured: the self-signed pair in data_dir/tls.
+  auto tf = tls_files(c);
+  EXPECT_TRUE(tf.self_signed);
+  ASSERT_EQ(tf.certs.size(), 1u);
+  EXPECT_EQ(tf.certs[0].cert_file, std::filesystem::path("var/tls/self-signed.crt"));
   EXPECT_EQ(c.data_dir, std::filesystem::path("var"));
   EXPECT_EQ(c.spool_dir, std::filesystem::path("var/spool"));
   EXPECT_EQ(c.mail_dir, std::filesystem::path("var/mail"));
@@ -91,7 +105,7 @@ TEST(ConfigDefaults, EmptyFileGivesTheDefaults) {
   EXPECT_EQ(l.config->hostname, d.hostname);
   EXPECT_EQ(l.config->local_domains, d.local_domains);
   EXPECT_EQ(l.config->spool_dir, d.spool_dir);
-  ASSERT_EQ(l.config->listeners.size(), 1u);
+  ASSERT_EQ(l.config->listeners.size(), 3u);
   EXPECT_EQ(l.config->listeners[0].port, 2525);
 }
 
@@ -104,7 +118,7 @@ TEST(ConfigDefaults, CommentsOnlyFileGivesTheDefaults) {
 TEST(ConfigDefaults, EmptyListenerArrayKeepsTheDefaultListener) {
   auto l = load("listener = []\n");
   ASSERT_TRUE(l.config) << test::dump(l.diags);
-  ASSERT_EQ(l.config->listeners.size(), 1u);
+  ASSERT_EQ(l.config->listeners.size(), 3u);
   EXPECT_EQ(l.config->listeners[0].address, "127.0.0.1");
 }
 

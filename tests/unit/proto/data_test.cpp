@@ -420,3 +420,24 @@ TEST(DotStuff, Rfc5321_4_5_2_RoundTripThroughDecoder) {
     EXPECT_EQ(wire.substr(d.consumed), "NEXT");
   }
 }
+
+// RFC 6409 8.2 / 8.3: the scanner says whether Date: and Message-ID: are present and where the
+// header section ends (the offset of the empty line), however the content is split.
+TEST(HeaderScanner, Rfc6409_8_DateMessageIdAndHeaderEnd) {
+  const std::string msg =
+      "Subject: hi\r\nmessage-ID : <a@b>\r\nX-Date: no\r\n\r\nDate: body, not a header\r\n";
+  for (const auto& h : {scan_whole(msg), scan_bytewise(msg)}) {
+    EXPECT_TRUE(h.in_body());
+    EXPECT_TRUE(h.has_message_id());
+    EXPECT_FALSE(h.has_date());
+    EXPECT_EQ(h.header_end(), msg.find("\r\n\r\n") + 2);
+  }
+  const std::string dated = "Date: Tue, 14 Nov 2023 22:13:20 +0000\r\n \r\n\r\nbody\r\n";
+  for (const auto& h : {scan_whole(dated), scan_bytewise(dated)}) {
+    EXPECT_TRUE(h.has_date());
+    EXPECT_FALSE(h.has_message_id());
+  }
+  // Continuation lines never count as fields.
+  const std::string cont = "Subject: x\r\n Date: y\r\n\r\n";
+  EXPECT_FALSE(scan_whole(cont).has_date());
+}

@@ -81,9 +81,28 @@ TEST(Headers, Rfc5322_3_3_AllDayAndMonthNames) {
 TEST(Headers, Rfc5321_4_4_ReceivedFullForm) {
   EXPECT_EQ(received_header(full_info()),
             "Received: from client.example (mail.client.example [192.0.2.1])\r\n"
-            "\tby mx.example with ESMTPS id 0ABCDEFGHJKM "
-            "(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384)\r\n"
+            "\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384)\r\n"
+            "\tby mx.example with ESMTPS id 0ABCDEFGHJKM\r\n"
             "\tfor <user@example.com>; Tue, 14 Nov 2023 22:13:20 +0000\r\n");
+}
+
+// RFC 4954 7 / Postfix smtpd_sasl_authenticated_header: the user, as a comment that cannot be
+// broken out of.
+TEST(Headers, Rfc4954_7_ReceivedAuthenticatedSender) {
+  ReceivedInfo i = full_info();
+  i.protocol = "ESMTPSA";
+  i.auth_user = "al(ice)\\x\r\nX-Evil: 1";
+  std::string h = received_header(i);
+  EXPECT_NE(h.find("\t(Authenticated sender: al?ice??x??X-Evil: 1)\r\n\tby mx.example with ESMTPSA"),
+            std::string::npos) << h;
+}
+
+// RFC 6409 8.2 / 8.3: Date: and Message-ID: an MSA adds.
+TEST(Headers, Rfc6409_8_DateAndMessageId) {
+  auto t = std::chrono::system_clock::from_time_t(1700000000);
+  EXPECT_EQ(date_header(t), "Date: Tue, 14 Nov 2023 22:13:20 +0000\r\n");
+  EXPECT_EQ(message_id_header("0ABC", "mx.example", t),
+            "Message-ID: <1700000000.0ABC@mx.example>\r\n");
 }
 
 TEST(Headers, Rfc5321_4_4_ReceivedMinimalForm) {
@@ -111,11 +130,12 @@ TEST(Headers, ReceivedSanitisesHeloInjection) {
   i.for_rcpt = "a\rb@example.com";
   std::string h = received_header(i);
   auto ls = lines_of(h);
-  ASSERT_EQ(ls.size(), 3u);
+  ASSERT_EQ(ls.size(), 4u);  // from, (TLS comment), by, for
   EXPECT_EQ(ls[0].rfind("Received: from evil??X-Injected: yes????body (rdns?X-Also: no [", 0), 0u)
       << ls[0];
   EXPECT_EQ(ls[1][0], '\t');
-  EXPECT_EQ(ls[2].rfind("\tfor <a?b@example.com>; ", 0), 0u) << ls[2];
+  EXPECT_EQ(ls[2][0], '\t');
+  EXPECT_EQ(ls[3].rfind("\tfor <a?b@example.com>; ", 0), 0u) << ls[3];
 }
 
 TEST(Headers, Rfc5322_2_1_1_ReceivedLinesStayShort) {

@@ -48,6 +48,7 @@ inline const char* want_name(Want w) {
     case Want::Bdat: return "Bdat";
     case Want::Commit: return "Commit";
     case Want::StartTls: return "StartTls";
+    case Want::Authenticate: return "Authenticate";
     case Want::Close: return "Close";
   }
   return "?";
