@@ -24,7 +24,8 @@
 # Columns: accept_mps = messages / seconds until the last 250 (the headline; ratio =
 # carrier / postfix, medians over the rounds); relay_mps = until the sink counted them all;
 # cpu_ms_per_msg = CPU of the server's processes (relaying included) per message; hs_* = client
-# handshake time; msg_* = per message time (1conn: connect to 250 after the data).
+# handshake time; msg_* = per message time (1conn: connect to 250 after the data); resumed =
+# handshakes that resumed a TLS session (-R).
 # Ports: Postfix 2555, sink 2556, carrier 2557 (env PF_PORT, SINK_PORT, CARRIER_PORT).
 # Postfix state lives in /var/tmp/mta-bench/tls/peer/run/postfix (its own BENCH_ROOT, so a
 # concurrent peer-bench.sh run is not disturbed).
@@ -199,7 +200,7 @@ session_ticks() {
 }
 cpu_ticks() { awk '/^cpu /{print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6}' /proc/stat; }
 HZ=$(getconf CLK_TCK)
-HDR="run	label	mode	msgs	size	sessions	key	tls_max	resume	accept_s	accept_mps	failures	relay_s	relay_mps	cpu_ms_per_msg	cpu_busy_pct	hs_p50_ms	hs_p99_ms	msg_p50_ms	msg_p99_ms	tls	cipher	group	cert	started"
+HDR="run	label	mode	msgs	size	sessions	key	tls_max	resume	accept_s	accept_mps	failures	relay_s	relay_mps	cpu_ms_per_msg	cpu_busy_pct	hs_p50_ms	hs_p99_ms	msg_p50_ms	msg_p99_ms	connections	resumed	tls	cipher	group	cert	started"
 [ -s "$OUT" ] || echo "$HDR" > "$OUT"
 
 # run_one LABEL PORT SID MODE MSGS [record]
@@ -236,10 +237,11 @@ run_one() {
     a = t1 - t0; r = t2 - t0
     acc = (rc == 0 && ok == n) ? sprintf("%.0f", n / a) : "FAIL"
     rel = (got >= n) ? sprintf("%.0f", n / r) : "INCOMPLETE"
-    printf "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%d\t%.2f\t%s\t%d\t%.2f\t%s\t%.2f\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+    printf "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%d\t%.2f\t%s\t%d\t%.2f\t%s\t%.2f\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
       run, label, mode, n, size, conc, key, tmax, resume, a, acc, n - ok, r, rel,
       ok ? 1000 * cpu / hz / ok : 0, ct ? 100 * (1 - ci / ct) : 0,
-      f["hs_p50_ms"], f["hs_p99_ms"], f["msg_p50_ms"], f["msg_p99_ms"], f["tls"], f["cipher"],
+      f["hs_p50_ms"], f["hs_p99_ms"], f["msg_p50_ms"], f["msg_p99_ms"], f["connections"],
+      f["resumed"], f["tls"], f["cipher"],
       f["group"], f["cert"], started }' | tee -a "$OUT" | cut -f2-3,10-20 | tr '\t' ' ' >&2
 }
 
@@ -280,23 +282,32 @@ def med(rs, col):
     return statistics.median(v) if v else float("nan")
 if rows:
     r0 = rows[0]
+    rounds = max(sum(1 for r in rows if (r["label"], r["mode"]) == k)
+                 for k in {(r["label"], r["mode"]) for r in rows})
     print(f"\nSTARTTLS: {r0['msgs']} msgs x {r0['size']} B, {r0['sessions']} sessions, "
-          f"{r0['tls']} {r0['cipher']} {r0['group']}, cert {r0['cert']}; medians of "
-          f"{len(rows) // max(1, len({(r['label'], r['mode']) for r in rows}))} round(s)")
+          f"{r0['key']} key, TLS <= {r0['tls_max']}; medians of {rounds} round(s)")
+    for label in ("postfix", "carrier"):
+        neg = sorted({f"{r['tls']} {r['cipher']} {r['group']} cert {r['cert']}" for r in rows if r["label"] == label})
+        if neg:
+            print(f"  {label}: {', '.join(neg)}")
 print(f"{'mode':6} {'server':8} {'msgs/s':>8} {'relay/s':>8} {'cpu ms/msg':>10} {'hs p50 ms':>9} "
-      f"{'msg p50 ms':>10} {'fail':>5} {'carrier/postfix':>15}")
+      f"{'msg p50 ms':>10} {'fail':>5} {'ratio msgs/s':>12} {'ratio cpu':>9}")
 for mode in ("1conn", "reuse"):
-    base = None
+    base = base_cpu = None
     for label in ("postfix", "carrier"):
         rs = [r for r in rows if r["label"] == label and r["mode"] == mode]
         if not rs:
             continue
-        m = med(rs, "accept_mps")
-        base = m if label == "postfix" else base
+        m, cpu = med(rs, "accept_mps"), med(rs, "cpu_ms_per_msg")
+        if label == "postfix":
+            base, base_cpu = m, cpu
         ratio = f"{m / base:.2f}" if label == "carrier" and base else "-"
-        print(f"{mode:6} {label:8} {m:>8.0f} {med(rs, 'relay_mps'):>8.0f} "
-              f"{med(rs, 'cpu_ms_per_msg'):>10.2f} {med(rs, 'hs_p50_ms'):>9.2f} "
-              f"{med(rs, 'msg_p50_ms'):>10.2f} {sum(int(r['failures']) for r in rs):>5} {ratio:>15}")
+        ratio_cpu = f"{cpu / base_cpu:.2f}" if label == "carrier" and base_cpu else "-"
+        print(f"{mode:6} {label:8} {m:>8.0f} {med(rs, 'relay_mps'):>8.0f} {cpu:>10.2f} "
+              f"{med(rs, 'hs_p50_ms'):>9.2f} {med(rs, 'msg_p50_ms'):>10.2f} "
+              f"{sum(int(r['failures']) for r in rs):>5} {ratio:>12} {ratio_cpu:>9}")
+print("ratio msgs/s = carrier / postfix (higher: carrier faster); "
+      "ratio cpu = carrier / postfix server CPU per message (lower: carrier cheaper)")
 print(f"rows: {path} (run {run})")
 PY
 echo "$problems"
