@@ -26,6 +26,10 @@
 # cpu_ms_per_msg = CPU of the server's processes (relaying included) per message; hs_* = client
 # handshake time; msg_* = per message time (1conn: connect to 250 after the data); resumed =
 # handshakes that resumed a TLS session (-R).
+# Seen on 2026-11-23: over TLS 1.3 Postfix's smtpd (no TCP_NODELAY) holds its reply to the
+# EHLO after the handshake behind its unacknowledged session tickets until the client's delayed
+# ACK (~40 ms), so at -c 10 its 1conn rate is latency-bound (msg p50 ~45 ms, CPU half idle);
+# cpu_ms_per_msg, -c 50 or -T 1.2 show the handshake cost without that stall.
 # Ports: Postfix 2555, sink 2556, carrier 2557 (env PF_PORT, SINK_PORT, CARRIER_PORT).
 # Postfix state lives in /var/tmp/mta-bench/tls/peer/run/postfix (its own BENCH_ROOT, so a
 # concurrent peer-bench.sh run is not disturbed).
