@@ -2,8 +2,8 @@
 // contract). RFC 5321 3.1-3.3, 3.8, 4.1.1, 4.1.4, 4.2, 4.5.2, 4.5.3.2; RFC 2920 3.1 (client
 // pipelining: MAIL, RCPTs and DATA or the first BDAT in one group, replies matched in order);
 // RFC 1870 4/6; RFC 3030 2-4; RFC 3461 4.1-4.4 and 5.2.2; RFC 6533 3 (utf-8 ORCPT);
-// RFC 6152 3; RFC 6531 3.2; RFC 3207 4-5. Handles UNTRUSTED input: the server's replies (via
-// proto::ReplyParser); anything malformed or out of sequence ends the connection with a
+// RFC 6152 3; RFC 6531 3.2; RFC 3207 4-5; RFC 2033 4.1-4.2 (LMTP mode). Handles UNTRUSTED
+// input: the server's replies (via proto::ReplyParser); anything malformed or out of sequence ends the connection with a
 // temporary failure for every recipient still without a result. Never throws.
 #include "session/client_session.hpp"
 
@@ -88,16 +88,26 @@ ClientSession::ClientSession(ClientConfig cfg) : cfg_(std::move(cfg)), parser_(c
   if (!proto::is_valid_domain(cfg_.helo_name, false)) cfg_.helo_name = "localhost";
   if (cfg_.max_rcpts_per_transaction == 0) cfg_.max_rcpts_per_transaction = 1;
   if (cfg_.max_bdat_in_flight == 0) cfg_.max_bdat_in_flight = 1;
+  if (cfg_.lmtp) {
+    // RFC 2033: LMTP here is to a local mailbox server; no TLS, and the content goes with DATA
+    // so that the per-recipient replies of 4.2 follow the final ".".
+    cfg_.tls = TlsPolicy::None;
+    cfg_.use_chunking = false;
+  }
   pending_.push_back({Cmd::Greeting});
 }
 
 // ------------------------------------------------------------------------------ helpers
 
-std::string_view ClientSession::stage_of(Cmd c) {
+std::string ClientSession::hello_command() const {
+  return (cfg_.lmtp ? "LHLO " : "EHLO ") + cfg_.helo_name;  // RFC 2033 4.1 / RFC 5321 4.1.1.1
+}
+
+std::string_view ClientSession::stage_of(Cmd c) const {
   switch (c) {
     case Cmd::Greeting: return "connect";
     case Cmd::Ehlo:
-    case Cmd::Helo: return "EHLO";
+    case Cmd::Helo: return cfg_.lmtp ? "LHLO" : "EHLO";
     case Cmd::StartTls: return "STARTTLS";
     case Cmd::Rset: return "RSET";
     case Cmd::Mail: return "MAIL";
@@ -115,7 +125,7 @@ std::string_view ClientSession::current_stage() const {
   switch (state_) {
     case State::Greeting: return "connect";
     case State::Ehlo:
-    case State::Helo: return "EHLO";
+    case State::Helo: return cfg_.lmtp ? "LHLO" : "EHLO";
     case State::StartTls:
     case State::TlsHandshake: return "STARTTLS";
     case State::Transaction:
@@ -151,7 +161,8 @@ void ClientSession::decide(TxRcpt& t, RcptOutcome::Kind kind, const Reply& r,
   o.stage.assign(stage);
   o.generated = gen;
   // RFC 3461 5.2.2: relayed to a server without DSN, SUCCESS asked → a "relayed" DSN is owed.
-  o.relayed_without_dsn = kind == RcptOutcome::Delivered && !caps_.dsn &&
+  // LMTP is final delivery (the mailbox server), never a relay.
+  o.relayed_without_dsn = kind == RcptOutcome::Delivered && !cfg_.lmtp && !caps_.dsn &&
                           (t.notify & proto::kNotifySuccess) != 0 &&
                           (t.notify & proto::kNotifyNever) == 0;
   outcomes_.push_back(std::move(o));
@@ -243,7 +254,7 @@ void ClientSession::on_tls_started() {
   esmtp_ = false;
   parser_.reset();
   state_ = State::Ehlo;
-  send("EHLO " + cfg_.helo_name, {Cmd::Ehlo});
+  send(hello_command(), {Cmd::Ehlo});
   update_want();
 }
 
@@ -286,7 +297,7 @@ void ClientSession::handle(Reply r) {
       greeting_ = r;
       if (r.code == 220) {
         state_ = State::Ehlo;
-        send("EHLO " + cfg_.helo_name, {Cmd::Ehlo});
+        send(hello_command(), {Cmd::Ehlo});
       } else if (negative(r)) {
         // RFC 5321 3.1 / 4.3.2: 554 (or a 4xx) greeting: QUIT, then try another MX.
         connection_failure(r, "connect", true, false);
@@ -299,14 +310,16 @@ void ClientSession::handle(Reply r) {
         caps_ = proto::parse_ehlo(r);
         esmtp_ = true;
         after_ehlo();
-      } else if (r.code >= 500) {
-        // RFC 5321 4.1.4 / 3.2: EHLO not understood → HELO, no extensions.
+      } else if (r.code >= 500 && !cfg_.lmtp) {
+        // RFC 5321 4.1.4 / 3.2: EHLO not understood → HELO, no extensions. (LMTP has no
+        // HELO: a refused LHLO fails the connection, RFC 2033 4.1.)
         state_ = State::Helo;
         send("HELO " + cfg_.helo_name, {Cmd::Helo});
       } else if (negative(r)) {
-        connection_failure(r, "EHLO", true, false);
+        connection_failure(r, stage_of(Cmd::Ehlo), true, false);
       } else {
-        protocol_error("unexpected reply " + std::to_string(r.code) + " to EHLO");
+        protocol_error("unexpected reply " + std::to_string(r.code) + " to " +
+                       std::string(stage_of(Cmd::Ehlo)));
       }
       return;
     case Cmd::Helo:
@@ -423,6 +436,20 @@ void ClientSession::handle_tx(const Pending& p, const Reply& r) {
       }
       return;
     case Cmd::DataEnd:
+      if (cfg_.lmtp) {
+        // RFC 2033 4.2: one reply per recipient accepted at RCPT, in RCPT order; each is that
+        // recipient's own result.
+        TxRcpt& t = tx_.rcpts[p.rcpt];
+        if (tx_.lmtp_left > 0 && --tx_.lmtp_left == 0) tx_.final_seen = true;
+        if (pos) {
+          decide(t, RcptOutcome::Delivered, r, "DATA", false);
+        } else if (neg) {
+          decide(t, failure_kind(r), r, "DATA", false);
+        } else {
+          protocol_error("unexpected reply " + std::to_string(r.code) + " after the message");
+        }
+        return;
+      }
       tx_.final_seen = true;
       if (pos) {
         settle_open(RcptOutcome::Delivered, r, "DATA", false);
@@ -720,7 +747,17 @@ bool ClientSession::content_chunk(std::string_view bytes, bool last) {
       if (tx_.last2[0] != '\r' || tx_.last2[1] != '\n') out_ += "\r\n";
       out_ += ".\r\n";
       tx_.content_done = true;
-      pending_.push_back({Cmd::DataEnd});
+      if (cfg_.lmtp) {
+        // RFC 2033 4.2: a reply for each recipient accepted at RCPT (all RCPT replies are in:
+        // 354 came after them), in the order of the RCPT commands.
+        for (std::size_t i = 0; i < tx_.rcpts.size(); ++i) {
+          if (!tx_.rcpts[i].accepted) continue;
+          pending_.push_back({Cmd::DataEnd, i});
+          ++tx_.lmtp_left;
+        }
+      } else {
+        pending_.push_back({Cmd::DataEnd});
+      }
     }
   } else {
     if (bytes.empty() && !last) return true;  // BDAT 0 without LAST says nothing

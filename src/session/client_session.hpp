@@ -8,6 +8,8 @@
 // 4.5.2 (dot-stuffing), 4.5.3.2 (timeouts); RFC 2920 client PIPELINING; RFC 1870 SIZE;
 // RFC 3030 CHUNKING/BDAT and BINARYMIME; RFC 3461 DSN parameters (RFC 6533 utf-8 ORCPT);
 // RFC 6152 8BITMIME; RFC 6531 SMTPUTF8; RFC 3207 STARTTLS (modelled; the transport does TLS).
+// With ClientConfig::lmtp: RFC 2033 LMTP (4.1 LHLO, 4.2 one reply per accepted recipient after
+// the end of data).
 //
 // One connection, one or more messages (connection reuse). The transport's loop:
 //
@@ -38,6 +40,14 @@
 // transaction (greeting, EHLO/HELO, STARTTLS, TLS) also set connection_failed(): the server
 // (even with a 5xx greeting) refused the connection as a whole — try the next MX, and treat the
 // recipients of every message queued for this destination as not attempted here.
+//
+// LMTP (RFC 2033, ClientConfig::lmtp): "LHLO" instead of EHLO and no HELO fallback (any
+// negative reply to LHLO is a connection failure, stage "LHLO"); no STARTTLS, no CHUNKING (the
+// content always goes with DATA); after the final "." the server sends one reply per recipient
+// accepted at RCPT, in RCPT order (RFC 2033 4.2), and each becomes that recipient's outcome
+// (stage "DATA"). A connection lost (or a timeout) between those replies fails the recipients
+// still without one temporarily. Everything else (PIPELINING, SIZE, 8BITMIME/SMTPUTF8 checks,
+// dot-stuffing, timeouts) is as for SMTP.
 //
 // Recipients per transaction: the session never splits a message itself. begin_message()
 // takes the first max_rcpts_per_transaction indexes and returns that count; the transport
@@ -86,13 +96,15 @@ struct ClientConfig {
   std::size_t max_bdat_in_flight = 8;   // PIPELINING: BDAT chunks sent but not yet answered
   proto::ReplyLimits reply_limits;      // 4096 octets per line, 100 lines per reply
   ClientTimeouts timeouts;
+  // RFC 2033 LMTP instead of SMTP (see the file comment); forces tls = None and no chunking.
+  bool lmtp = false;
 };
 
 struct RcptOutcome {
   std::size_t index = 0;  // into Envelope::recipients
   enum Kind { Delivered, TempFail, PermFail } kind = TempFail;
   proto::Reply reply;     // the server's reply, or one carrier made up (generated)
-  // "connect", "EHLO", "STARTTLS", "RSET", "MAIL", "RCPT", "DATA", "BDAT"
+  // "connect", "EHLO" ("LHLO" for LMTP), "STARTTLS", "RSET", "MAIL", "RCPT", "DATA", "BDAT"
   std::string stage;
   // Delivered to a server without DSN while NOTIFY=SUCCESS was asked: the caller owes the
   // sender a "relayed" DSN (RFC 3461 4.1 / 5.2.2).
@@ -150,7 +162,7 @@ class ClientSession {
   const std::string& failure_stage() const { return conn_stage_; }   // "connect", "EHLO", ...
 
   bool ready() const { return state_ == State::Ready; }  // greeted, EHLO'd, TLS settled
-  bool esmtp() const { return esmtp_; }                  // EHLO accepted (else HELO)
+  bool esmtp() const { return esmtp_; }                  // EHLO/LHLO accepted (else HELO)
   bool tls_active() const { return tls_; }
   const proto::ServerCaps& caps() const { return caps_; }
   const proto::Reply& greeting() const { return greeting_; }
@@ -166,7 +178,7 @@ class ClientSession {
   };
   struct Pending {
     Cmd cmd;
-    std::size_t rcpt = 0;  // Rcpt: position in tx_.rcpts
+    std::size_t rcpt = 0;  // Rcpt, and DataEnd under LMTP: position in tx_.rcpts
   };
   struct TxRcpt {
     std::size_t index = 0;
@@ -201,13 +213,15 @@ class ClientSession {
     std::size_t bdat_in_flight = 0;
     bool content_done = false;   // last piece sent
     bool content_failed = false; // a BDAT/DATA failure ended the content early
-    bool final_seen = false;     // reply to "." / BDAT LAST received
+    bool final_seen = false;     // reply to "." / BDAT LAST received (LMTP: every one of them)
+    std::size_t lmtp_left = 0;   // LMTP: per-recipient replies to "." still awaited
     bool dot_line_start = true;  // dot_stuff state
     char last2[2] = {'\r', '\n'};  // last two content octets sent (DATA: CRLF before ".")
     std::uint64_t content_sent = 0;
   };
 
-  static std::string_view stage_of(Cmd c);
+  std::string_view stage_of(Cmd c) const;
+  std::string hello_command() const;  // "EHLO name" / "LHLO name"
   std::string_view current_stage() const;
   bool pre_ready() const;
   void handle(proto::Reply r);

@@ -1435,5 +1435,244 @@ TEST(ClientSession, Rfc3207_HandshakeFailure) {
   EXPECT_EQ(c.outcome(0), "TempFail 451 4.7.5 STARTTLS generated");
 }
 
+// ---------------------------------------------------------------- LMTP (RFC 2033)
+
+ClientConfig lmtp_config() {
+  ClientConfig c = test_config();
+  c.lmtp = true;
+  return c;
+}
+
+TEST(ClientSession, Rfc2033_4_1_LhloWithoutStartTlsOrChunking) {
+  ClientConfig cfg = lmtp_config();
+  cfg.tls = TlsPolicy::Verify;  // LMTP mode has no TLS: not even a required one
+  Client c(cfg);
+  c.begin(env("a@src.example", {"r0@dst.example"}), {0});
+  c.run(R"(
+    S: 220 mail.example LMTP ready
+    C: LHLO client.carrier.test
+    S: 250-mail.example
+    S: 250-STARTTLS
+    S: 250-CHUNKING
+    S: 250-8BITMIME
+    S: 250-ENHANCEDSTATUSCODES
+    S: 250 PIPELINING
+    C: MAIL FROM:<a@src.example>
+    C: RCPT TO:<r0@dst.example>
+    C: DATA
+  )");
+  EXPECT_TRUE(c.s().esmtp());
+  EXPECT_FALSE(c.s().tls_active());
+  EXPECT_FALSE(c.s().uses_bdat());  // CHUNKING offered, DATA used (4.2 replies follow ".")
+  c.run(R"(
+    S: 250 2.1.0 OK
+    S: 250 2.1.5 OK
+    S: 354 OK
+  )");
+  EXPECT_EQ(c.content(".dot\r\n", true), "..dot\r\n.\r\n");  // RFC 5321 4.5.2 as in SMTP
+  c.run("S: 250 2.0.0 <r0@dst.example> Saved");
+  EXPECT_EQ(c.outcome(0), "Delivered 250 2.0.0 DATA");
+  EXPECT_EQ(c.want(), W::Message);
+}
+
+TEST(ClientSession, Rfc2033_4_2_OneReplyPerAcceptedRecipientInRcptOrder) {
+  Client c(lmtp_config());
+  c.run(R"(
+    S: 220 mail.example LMTP ready
+    C: LHLO client.carrier.test
+    S: 250-mail.example
+    S: 250-8BITMIME
+    S: 250-SIZE 100000
+    S: 250 PIPELINING
+  )");
+  ASSERT_EQ(c.want(), W::Message);
+  Envelope e = env("a@src.example", {"r0@dst.example", "r1@dst.example", "r2@dst.example",
+                                     "r3@dst.example"});
+  e.params.body = proto::Body::EightBitMime;
+  e.recipients[0].notify = proto::kNotifySuccess;  // final delivery: never "relayed"
+  EXPECT_EQ(c.begin(e, {0, 1, 2, 3}, 40), 4u);
+  c.run(R"(
+    C: MAIL FROM:<a@src.example> SIZE=40 BODY=8BITMIME
+    C: RCPT TO:<r0@dst.example>
+    C: RCPT TO:<r1@dst.example>
+    C: RCPT TO:<r2@dst.example>
+    C: RCPT TO:<r3@dst.example>
+    C: DATA
+    S: 250 2.1.0 OK
+    S: 250 2.1.5 OK
+    S: 550 5.1.1 <r1@dst.example> User doesn't exist
+    S: 250 2.1.5 OK
+    S: 250 2.1.5 OK
+    S: 354 OK
+  )");
+  EXPECT_EQ(c.outcome(1), "PermFail 550 5.1.1 RCPT");
+  EXPECT_EQ(c.content("Subject: x\r\n\r\nhi\r\n", true), "Subject: x\r\n\r\nhi\r\n.\r\n");
+  // Three recipients accepted: three replies awaited, each with the end-of-data timeout.
+  EXPECT_EQ(c.s().replies_pending(), 3u);
+  EXPECT_EQ(c.s().timeout(), 600s);
+  c.run("S: 250 2.0.0 <r0@dst.example> Saved");
+  EXPECT_EQ(c.outcome(0), "Delivered 250 2.0.0 DATA");
+  EXPECT_EQ(c.outcome(2), "count=0");  // not decided by r0's reply
+  EXPECT_EQ(c.want(), W::Reply);
+  EXPECT_TRUE(c.s().transaction_open());
+  c.run(R"(
+    S: 452 4.2.2 <r2@dst.example> Quota exceeded (mailbox for user is full)
+    S: 552 5.2.2 <r3@dst.example> Quota exceeded (mailbox for user is full)
+  )");
+  EXPECT_EQ(c.outcome(2), "TempFail 452 4.2.2 DATA");
+  EXPECT_EQ(c.outcome(3), "PermFail 552 5.2.2 DATA");
+  EXPECT_EQ(c.find(2)->reply.lines.front(),
+            "<r2@dst.example> Quota exceeded (mailbox for user is full)");
+  EXPECT_FALSE(c.find(0)->relayed_without_dsn);
+  EXPECT_EQ(c.outcome_count(), 4u);
+  EXPECT_EQ(c.want(), W::Message);
+  EXPECT_FALSE(c.s().transaction_open());
+}
+
+TEST(ClientSession, Rfc2033_4_2_RecipientRefusedAtRcptGetsNoDataReplyInLockstep) {
+  Client c(lmtp_config());
+  c.run(R"(
+    S: 220 mail.example LMTP ready
+    C: LHLO client.carrier.test
+    S: 250 mail.example
+  )");
+  c.begin(env("", {"r0@dst.example", "r1@dst.example"}), {0, 1});
+  c.run(R"(
+    C: MAIL FROM:<>
+    S: 250 2.1.0 OK
+    C: RCPT TO:<r0@dst.example>
+    S: 550 5.1.1 <r0@dst.example> User doesn't exist
+    C: RCPT TO:<r1@dst.example>
+    S: 250 2.1.5 OK
+    C: DATA
+    S: 354 OK
+  )");
+  EXPECT_EQ(c.content("x\r\n", true), "x\r\n.\r\n");
+  EXPECT_EQ(c.s().replies_pending(), 1u);  // only r1 was accepted
+  c.run("S: 250 2.0.0 <r1@dst.example> Saved");
+  EXPECT_EQ(c.outcome(0), "PermFail 550 5.1.1 RCPT");
+  EXPECT_EQ(c.outcome(1), "Delivered 250 2.0.0 DATA");
+  EXPECT_EQ(c.want(), W::Message);
+  // The transaction ended with the last reply: the next one needs no RSET.
+  c.begin(env("", {"r2@dst.example"}), {0});
+  c.run(R"(
+    C: MAIL FROM:<>
+    S: 250 2.1.0 OK
+    C: RCPT TO:<r2@dst.example>
+  )");
+}
+
+TEST(ClientSession, Rfc2033_4_2_ConnectionLostBetweenPerRecipientReplies) {
+  Client c(lmtp_config());
+  c.run(R"(
+    S: 220 mail.example LMTP ready
+    C: LHLO client.carrier.test
+    S: 250-mail.example
+    S: 250 PIPELINING
+  )");
+  c.begin(env("a@src.example", {"r0@dst.example", "r1@dst.example", "r2@dst.example"}),
+          {0, 1, 2});
+  c.run(R"(
+    C: MAIL FROM:<a@src.example>
+    C: RCPT TO:<r0@dst.example>
+    C: RCPT TO:<r1@dst.example>
+    C: RCPT TO:<r2@dst.example>
+    C: DATA
+    S: 250 2.1.0 OK
+    S: 250 2.1.5 OK
+    S: 250 2.1.5 OK
+    S: 250 2.1.5 OK
+    S: 354 OK
+  )");
+  c.content("m\r\n", true);
+  c.run("S: 250 2.0.0 <r0@dst.example> Saved");
+  c.s().on_closed();
+  EXPECT_EQ(c.sent(), "");
+  EXPECT_EQ(c.want(), W::Close);
+  EXPECT_FALSE(c.s().connection_failed());  // a transaction ran: not a refused connection
+  EXPECT_EQ(c.outcome(0), "Delivered 250 2.0.0 DATA");
+  EXPECT_EQ(c.outcome(1), "TempFail 451 4.4.2 DATA generated");
+  EXPECT_EQ(c.outcome(2), "TempFail 451 4.4.2 DATA generated");
+  EXPECT_EQ(c.outcome_count(), 3u);
+}
+
+TEST(ClientSession, Rfc2033_4_2_TimeoutAndMalformedReplyBetweenPerRecipientReplies) {
+  for (int variant = 0; variant < 2; ++variant) {
+    Client c(lmtp_config());
+    c.run(R"(
+      S: 220 mail.example LMTP ready
+      C: LHLO client.carrier.test
+      S: 250 mail.example
+    )");
+    c.begin(env("a@src.example", {"r0@dst.example", "r1@dst.example"}), {0, 1});
+    c.run(R"(
+      C: MAIL FROM:<a@src.example>
+      S: 250 OK
+      C: RCPT TO:<r0@dst.example>
+      S: 250 OK
+      C: RCPT TO:<r1@dst.example>
+      S: 250 OK
+      C: DATA
+      S: 354 OK
+    )");
+    c.content("m\r\n", true);
+    c.run("S: 550 5.1.1 <r0@dst.example> gone meanwhile");
+    if (variant == 0) {
+      c.s().on_timeout();
+      EXPECT_EQ(c.outcome(1), "TempFail 451 4.4.2 DATA generated");
+    } else {
+      c.server("354 is no reply to the end of data\r\n");
+      EXPECT_EQ(c.outcome(1), "TempFail 451 4.5.0 DATA generated");
+    }
+    EXPECT_EQ(c.outcome(0), "PermFail 550 5.1.1 DATA");
+    EXPECT_EQ(c.want(), W::Close);
+  }
+}
+
+TEST(ClientSession, Rfc2033_4_1_LhloRefusedIsAConnectionFailureWithoutHelo) {
+  Client c(lmtp_config());
+  c.begin(env("a@src.example", {"r0@dst.example"}), {0});
+  c.run(R"(
+    S: 220 mail.example LMTP ready
+    C: LHLO client.carrier.test
+    S: 500 5.5.1 Unknown command
+    C: QUIT
+  )");
+  EXPECT_EQ(c.want(), W::Close);
+  EXPECT_TRUE(c.s().connection_failed());
+  EXPECT_EQ(c.s().failure_stage(), "LHLO");
+  EXPECT_EQ(c.s().failure_reply().code, 500);
+  EXPECT_EQ(c.outcome(0), "TempFail 500 5.5.1 LHLO");
+}
+
+TEST(ClientSession, Rfc2033_4_1_Lhlo4xxAndMissingExtensionsAsInSmtp) {
+  Client c(lmtp_config());
+  c.run(R"(
+    S: 220 mail.example LMTP ready
+    C: LHLO client.carrier.test
+    S: 250-mail.example
+    S: 250 SIZE 10
+  )");
+  // RFC 6152 3 / RFC 1870 6 checks apply to LMTP as to SMTP: nothing is sent.
+  Envelope e = env("a@src.example", {"r0@dst.example"});
+  e.params.body = proto::Body::EightBitMime;
+  c.begin(e, {0}, 5);
+  EXPECT_EQ(c.outcome(0), "PermFail 554 5.6.3 MAIL generated");
+  c.begin(env("a@src.example", {"r0@dst.example", "r1@dst.example"}), {1}, 11);
+  EXPECT_EQ(c.outcome(1), "PermFail 552 5.3.4 MAIL generated");
+  EXPECT_EQ(c.sent(), "");
+  EXPECT_EQ(c.want(), W::Message);
+
+  Client d(lmtp_config());
+  d.begin(env("a@src.example", {"r0@dst.example"}), {0});
+  d.run(R"(
+    S: 220 mail.example LMTP ready
+    C: LHLO client.carrier.test
+    S: 421 4.3.2 Shutting down
+  )");
+  EXPECT_TRUE(d.s().connection_failed());
+  EXPECT_EQ(d.outcome(0), "TempFail 421 4.3.2 LHLO");
+}
+
 }  // namespace
 }  // namespace carrier::session
