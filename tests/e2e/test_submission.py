@@ -175,6 +175,27 @@ def test_auth_offered_after_tls_and_required_before_mail(sub, pki, implicit):
     sub.wait_messages("demo", 1)
 
 
+def test_auth_pipelined_with_starttls_is_discarded(sub, pki):
+    """RFC 3207 4.2 / RFC 2920 3.1: an AUTH (and MAIL) sent in the same write as STARTTLS is
+    thrown away: after the handshake and EHLO the session is NOT authenticated (MAIL gets
+    530 5.7.0), and no reply to the injected commands ever arrives."""
+    host, port = sub.ports["submission"]
+    with RawSession(host, port) as s:
+        s.start()
+        s.send_raw(b"STARTTLS\r\n" + f"AUTH PLAIN {plain_response(ALICE, ALICE_PW)}\r\n"
+                   f"MAIL FROM:<{ALICE}>\r\n".encode())
+        s.expect(220, "2.0.0")
+        assert not s.reply_pending(0.3), f"a reply in clear after the 220: {s.buf!r}"
+        s.sock = client_context(pki).wrap_socket(s.sock, server_hostname="127.0.0.1")
+        s.send("EHLO client.example")
+        ehlo = s.expect(250, enhanced_required=False)
+        assert any(ln.upper().startswith("AUTH ") for ln in ehlo.lines[1:]), ehlo
+        assert not s.reply_pending(0.3), f"an extra reply after EHLO: {s.buf!r}"
+        s.cmd(f"MAIL FROM:<{ALICE}>", 530, "5.7.0")
+        auth_plain(s, ALICE, ALICE_PW)  # a real AUTH inside TLS works: not a "second AUTH"
+        s.cmd(f"MAIL FROM:<{ALICE}>", 250)
+
+
 @pytest.mark.parametrize("mech", ["plain-initial", "plain-challenge", "login", "login-initial"])
 def test_auth_mechanisms(sub, pki, mech):
     """RFC 4954 4: AUTH PLAIN with an initial response or after an empty 334 challenge

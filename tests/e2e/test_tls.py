@@ -25,7 +25,7 @@ from conftest import CARRIER_BIN, SERVERS, default_sections, render_config
 from helpers import RawSession, parse_delivered, wait_for
 from relay_helpers import RelayCarrier, carrier_sections, free_port, leading_trace, received_by
 from tls_helpers import (MX_NAME, OTHER_NAME, B_NAME, BrokenTlsPeer, carrier_passwd,
-                         cert_text, client_context, insecure_context, leaf_der,
+                         cert_text, client_context, closed, insecure_context, leaf_der,
                          open_submission, peer_cert_der, pki, send_message, starttls,
                          tls_overrides, tls_session, wait_listeners,
                          write_password_file)
@@ -210,6 +210,70 @@ def test_listen_option_replaces_listeners_with_one_starttls_smtp(carrier_factory
         assert "STARTTLS" in kw and "AUTH" not in kw, kw
         starttls(s, client_context(pki))
         assert "AUTH" not in s.ehlo()
+
+
+def test_tls12_client_gets_tls12_and_received_says_so(tls_carrier, pki):
+    """A client limited to TLS 1.2 negotiates TLS 1.2 (RFC 5246), and the Received: field
+    names that version and the cipher of this session (not a fixed string)."""
+    ctx = client_context(pki)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    host, port = tls_carrier.ports["smtp"]
+    with RawSession(host, port) as s:
+        s.start()
+        starttls(s, ctx)
+        assert s.sock.version() == "TLSv1.2"
+        cipher = s.sock.cipher()[0]
+        s.ehlo()
+        send_message(s, "sender@client.example", ["demo@example.test"], msg("tls 1.2"))
+    d = parse_delivered(one_message(tls_carrier))
+    m = USING_RE.search(d.received.decode())
+    assert m and m.group(1) == "TLSv1.2", d.received
+    # OpenSSL and Python name TLS 1.2 suites alike (e.g. ECDHE-ECDSA-AES256-GCM-SHA384)
+    assert m.group(2) == cipher, (d.received, cipher)
+
+
+def test_failed_handshakes_do_not_hurt_the_server(tls_carrier, pki):
+    """Untrusted input: a client that sends garbage instead of a ClientHello (after STARTTLS and
+    on the implicit-TLS port), or drops the connection in the middle of the handshake, only
+    loses its own connection; the server goes on serving TLS."""
+    host, port = tls_carrier.ports["smtp"]
+    with RawSession(host, port) as s:
+        s.start()
+        s.cmd("STARTTLS", 220, "2.0.0")
+        s.send_raw(b"\x16\x03\x01\x00\x05garbage-not-a-hello" + bytes(range(256)))
+        assert closed(s), "the server kept a connection with a broken handshake"
+    host2, port2 = tls_carrier.ports["submissions"]
+    with socket.create_connection((host2, port2), timeout=5) as so:
+        so.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        so.settimeout(5)
+        try:
+            while so.recv(4096):
+                pass
+        except (socket.timeout, ConnectionResetError):
+            pass
+    # a handshake cut off after the ClientHello
+    raw = socket.create_connection((host2, port2), timeout=5)
+    inbio, outbio = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = client_context(pki).wrap_bio(inbio, outbio, server_hostname="127.0.0.1")
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    raw.sendall(outbio.read())
+    raw.close()
+    for listener in ("smtp", "submissions"):
+        h, p = tls_carrier.ports[listener]
+        if listener == "smtp":
+            s = RawSession(h, p)
+            s.start()
+            starttls(s, client_context(pki))
+        else:
+            s = tls_session(h, p, client_context(pki))
+            s.start()
+        with s:
+            s.ehlo()
+            s.cmd("NOOP", 250)
+    assert tls_carrier.running()
 
 
 # --- STARTTLS command injection -------------------------------------------------------------------
