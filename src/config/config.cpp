@@ -5,6 +5,8 @@
 // 4.5.3.1.8 (>= 100 recipients), 4.5.3.2 (timeouts) and 4.5.1 (postmaster always exists).
 #include "config/config.hpp"
 
+#include <pwd.h>
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -145,6 +147,12 @@ class Loader {
   void aliases(const toml::table& t);
   void relay(const toml::table& t);
   void tls(const toml::table& t);
+  bool delivery_key(const std::string& key, const toml::node& v, const std::string& ctx,
+                    DeliveryMethod& d);
+  void check_delivery(const DeliveryMethod& d, const toml::source_region& where,
+                      const std::string& ctx);
+  void virtuals(const toml::node& n);
+  void virtual_domain(const toml::table& t);
   void auth(const toml::table& t);
   std::optional<CertPair> cert_pair(const toml::table& t, const std::string& ctx);
   void resolve_aliases();
@@ -559,10 +567,175 @@ void Loader::local(const toml::table& t) {
                           *s + "\"");
     } else if (key == "aliases") {
       if (const auto* a = get_table(v, "[local] aliases")) aliases(*a);
+    } else if (delivery_key(key, v, ctx, c_.local_delivery)) {
     } else {
       unknown_key(k, sec);
     }
   }
+  check_delivery(c_.local_delivery, t.source(), sec);
+}
+
+// delivery, lmtp, pipe_command, pipe_timeout: shared by [local] and [[virtual]]. Returns false
+// when key is none of them.
+bool Loader::delivery_key(const std::string& key, const toml::node& v, const std::string& ctx,
+                          DeliveryMethod& d) {
+  if (key == "delivery") {
+    if (auto e = get_enum(v, ctx, {"maildir", "lmtp", "pipe"})) d.method = *e;
+  } else if (key == "lmtp") {
+    auto str = get_string(v, ctx);
+    if (!str) return true;
+    bool ok = false;
+    if (str->rfind("unix:/", 0) == 0) ok = str->size() > 6 && str->size() < 100;
+    else ok = parse_host_port(*str).has_value();
+    if (!ok)
+      error(v, ctx, "must be \"unix:/path/to/socket\" or \"IP:port\" (\"[IPv6]:port\"), got \"" +
+                        *str + "\"");
+    else
+      d.lmtp = *str;
+  } else if (key == "pipe_command") {
+    auto arr = get_string_array(v, ctx);
+    if (!arr) return true;
+    std::vector<std::string> argv;
+    for (auto& [x, node] : *arr) argv.push_back(x);
+    if (argv.empty() || argv[0].empty() || argv[0][0] != '/')
+      error(v, ctx, "must be a command as an array, the program with an absolute path first "
+                    "([\"/usr/bin/procmail\", \"-d\", \"{user}\"])");
+    else
+      d.pipe_command = std::move(argv);
+  } else if (key == "pipe_timeout") {
+    if (auto x = get_duration(v, ctx, 1s, 24h)) d.pipe_timeout = *x;
+  } else if (key == "maildir_owner") {
+    auto str = get_string(v, ctx);
+    if (!str) return true;
+    if (str->empty() || ::getpwnam(str->c_str()) == nullptr)
+      error(v, ctx, "no such user \"" + *str + "\" on this system");
+    else
+      d.maildir_owner = *str;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+void Loader::check_delivery(const DeliveryMethod& d, const toml::source_region& where,
+                            const std::string& ctx) {
+  if (d.method == "lmtp" && d.lmtp.empty())
+    error(where, ctx + ": delivery = \"lmtp\" needs lmtp = \"unix:/path\" or \"IP:port\"");
+  if (d.method == "pipe" && d.pipe_command.empty())
+    error(where, ctx + ": delivery = \"pipe\" needs pipe_command = [\"/path/to/program\", ...]");
+}
+
+void Loader::virtuals(const toml::node& n) {
+  const auto* a = n.as_array();
+  if (!a || !a->is_array_of_tables()) {
+    wrong_type(n, "virtual", "an array of tables ([[virtual]])");
+    return;
+  }
+  for (const toml::node& e : *a)
+    if (const auto* t = e.as_table()) virtual_domain(*t);
+}
+
+void Loader::virtual_domain(const toml::table& t) {
+  const std::string sec = "[[virtual]]";
+  VirtualDomain vd;
+  vd.line = static_cast<int>(t.source().begin.line);
+  bool ok = true;
+  std::vector<std::pair<std::string, const toml::node*>> catch_all;
+  for (auto&& [k, v] : t) {
+    const std::string key(k.str());
+    const std::string ctx = sec + " " + key;
+    if (key == "domain") {
+      auto str = get_string(v, ctx);
+      if (!str) { ok = false; continue; }
+      std::string d = syntax::to_lower(*str);
+      if (auto p = syntax::check_domain(d)) {
+        error(v, ctx, "\"" + *str + "\" is not a valid domain name: " + *p);
+        ok = false;
+        continue;
+      }
+      vd.domain = d;
+    } else if (key == "mailboxes") {
+      auto arr = get_string_array(v, ctx);
+      if (!arr) { ok = false; continue; }
+      for (auto& [x, node] : *arr) {
+        std::string m = syntax::to_lower(x);
+        if (auto p = syntax::check_mailbox_name(m)) {
+          error(*node, ctx, "\"" + x + "\" is not a valid mailbox name: " + *p);
+          ok = false;
+        } else {
+          vd.mailboxes.push_back(m);
+        }
+      }
+    } else if (key == "aliases") {
+      const auto* at = get_table(v, ctx);
+      if (!at) { ok = false; continue; }
+      for (auto&& [ak, av] : *at) {
+        std::string name = syntax::to_lower(std::string(ak.str()));
+        auto arr = get_string_array(av, ctx + "." + name);
+        if (!arr) { ok = false; continue; }
+        std::vector<std::string> targets;
+        for (auto& [x, node] : *arr) {
+          auto p = x.find('@') != std::string::npos ? syntax::check_address(x)
+                                                    : syntax::check_mailbox_name(syntax::to_lower(x));
+          if (p) {
+            error(*node, ctx, "target \"" + x + "\" is neither a name nor an address: " + *p);
+            ok = false;
+          } else {
+            targets.push_back(x.find('@') != std::string::npos ? x : syntax::to_lower(x));
+          }
+        }
+        if (targets.empty()) {
+          error(av, ctx, "alias \"" + name + "\" must list at least one target");
+          ok = false;
+          continue;
+        }
+        vd.aliases[name] = std::move(targets);
+      }
+    } else if (key == "catch_all") {
+      auto str = get_string(v, ctx);
+      if (!str) { ok = false; continue; }
+      auto p = str->find('@') != std::string::npos ? syntax::check_address(*str)
+                                                   : syntax::check_mailbox_name(syntax::to_lower(*str));
+      if (p) {
+        error(v, ctx, "must be a name in this domain or an address, got \"" + *str + "\"");
+        ok = false;
+        continue;
+      }
+      vd.catch_all = str->find('@') != std::string::npos ? *str : syntax::to_lower(*str);
+    } else if (key == "map_file") {
+      if (auto p = get_path(v, ctx)) vd.map_file = *p;
+    } else if (delivery_key(key, v, ctx, vd.delivery)) {
+    } else {
+      unknown_key(k, sec);
+      ok = false;
+    }
+  }
+  if (vd.domain.empty()) {
+    error(t.source(), sec + ": missing required key 'domain'");
+    return;
+  }
+  check_delivery(vd.delivery, t.source(), sec + " " + vd.domain);
+  if (std::find(c_.local_domains.begin(), c_.local_domains.end(), vd.domain) != c_.local_domains.end() &&
+      domains_set_) {
+    error(t.source(), sec + ": " + vd.domain + " is also in [local] domains; a domain is one or the other");
+    ok = false;
+  }
+  for (const auto& o : c_.virtual_domains)
+    if (o.domain == vd.domain) {
+      error(t.source(), sec + ": domain " + vd.domain + " is defined twice (line " +
+                            std::to_string(o.line) + ")");
+      ok = false;
+    }
+  if (!vd.map_file.empty()) {
+    std::vector<Diagnostic> md;
+    if (auto m = load_map(vd.map_file, md)) {
+      vd.map = std::move(*m);
+    } else {
+      for (auto& d : md) diags_.push_back(d);
+      ok = false;
+    }
+  }
+  if (ok) c_.virtual_domains.push_back(std::move(vd));
 }
 
 void Loader::aliases(const toml::table& t) {
@@ -941,6 +1114,8 @@ std::optional<Config> Loader::run(std::string_view text) {
       routes(v);
     } else if (key == "dns") {
       if (const auto* t = get_table(v, "[dns]")) dns(*t);
+    } else if (key == "virtual") {
+      virtuals(v);
     } else if (key == "tls") {
       if (const auto* t = get_table(v, "[tls]")) tls(*t);
     } else if (key == "auth") {
@@ -948,7 +1123,7 @@ std::optional<Config> Loader::run(std::string_view text) {
     } else if (v.is_table() || v.is_array_of_tables()) {
       error(k.source(), "unknown section [" + key +
                             "] (known: [server], [[listener]], [limits], [local], [relay], "
-                            "[[route]], [dns], [tls], [auth])");
+                            "[[route]], [dns], [tls], [auth], [[virtual]])");
     } else {
       error(k.source(), "unknown key '" + key + "' at top level (keys belong in a [section])");
     }
@@ -990,6 +1165,81 @@ Config defaults() {
                  Listener{"127.0.0.1", 4650, "submissions", "implicit", true}};
   apply_data_dir(c, "var");
   return c;
+}
+
+std::optional<MapData> parse_map(std::string_view text, const std::string& name,
+                                 std::vector<Diagnostic>& diags) {
+  MapData m;
+  const std::size_t before = diags.size();
+  int lineno = 0;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    std::size_t nl = text.find('\n', pos);
+    std::string_view line = text.substr(pos, nl == std::string_view::npos ? text.size() - pos : nl - pos);
+    pos = nl == std::string_view::npos ? text.size() : nl + 1;
+    ++lineno;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    auto trim = [](std::string_view x) {
+      while (!x.empty() && (x.front() == ' ' || x.front() == '\t')) x.remove_prefix(1);
+      while (!x.empty() && (x.back() == ' ' || x.back() == '\t')) x.remove_suffix(1);
+      return x;
+    };
+    line = trim(line);
+    if (line.empty() || line.front() == '#') continue;
+    if (line.size() > 4096) {
+      diags.push_back(Diagnostic{name, lineno, 0, "line longer than 4096 characters"});
+      continue;
+    }
+    auto colon = line.find(':');
+    std::string key = syntax::to_lower(std::string(trim(line.substr(0, colon))));
+    if (auto p = syntax::check_mailbox_name(key)) {
+      diags.push_back(Diagnostic{name, lineno, 0, "\"" + key + "\" is not a valid name: " + *p});
+      continue;
+    }
+    if (colon == std::string_view::npos) {
+      m.mailboxes.push_back(key);
+      continue;
+    }
+    std::vector<std::string> targets;
+    std::string_view rest = line.substr(colon + 1);
+    bool good = true;
+    while (!rest.empty()) {
+      auto comma = rest.find(',');
+      std::string tgt(trim(rest.substr(0, comma)));
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      if (tgt.empty()) continue;
+      auto p = tgt.find('@') != std::string::npos ? syntax::check_address(tgt)
+                                                  : syntax::check_mailbox_name(syntax::to_lower(tgt));
+      if (p) {
+        diags.push_back(Diagnostic{name, lineno, 0, "target \"" + tgt + "\": " + *p});
+        good = false;
+        break;
+      }
+      targets.push_back(tgt.find('@') != std::string::npos ? tgt : syntax::to_lower(tgt));
+    }
+    if (!good) continue;
+    if (targets.empty()) {
+      diags.push_back(Diagnostic{name, lineno, 0, "alias \"" + key + "\" has no targets"});
+      continue;
+    }
+    m.aliases[key] = std::move(targets);
+  }
+  if (diags.size() != before) return std::nullopt;
+  return m;
+}
+
+std::optional<MapData> load_map(const std::filesystem::path& file, std::vector<Diagnostic>& diags) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    diags.push_back(Diagnostic{file.string(), 0, 0, "cannot read map file"});
+    return std::nullopt;
+  }
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (text.size() > kMaxFileSize) {
+    diags.push_back(Diagnostic{file.string(), 0, 0, "map file is too large"});
+    return std::nullopt;
+  }
+  return parse_map(text, file.string(), diags);
 }
 
 TlsFiles tls_files(const Config& c) {

@@ -54,6 +54,47 @@ struct Route {
   int line = 0;            // where it was configured (diagnostics)
 };
 
+struct Diagnostic {
+  std::string file;  // path as given
+  int line = 0;      // 1-based, 0 when not about one line
+  int column = 0;
+  std::string message;
+  std::string str() const;  // "file:line:col: message" (or "file: message")
+};
+
+// How mail for local mailboxes is delivered ([local] and each [[virtual]] domain).
+struct DeliveryMethod {
+  std::string method = "maildir";          // "maildir" | "lmtp" | "pipe"
+  std::string lmtp;                        // "unix:/path" or "IP:port" / "[IPv6]:port"
+  std::vector<std::string> pipe_command;   // argv; argv[0] an absolute path
+  std::chrono::seconds pipe_timeout{60};
+  std::string maildir_owner;               // Maildir: give new files to this user ("" keep)
+};
+
+// A map file: one entry per line, "name" (a mailbox) or "name: target, target" (an alias);
+// '#' comments. Errors as "FILE:LINE: message", all of them.
+struct MapData {
+  std::vector<std::string> mailboxes;
+  std::map<std::string, std::vector<std::string>> aliases;
+};
+std::optional<MapData> parse_map(std::string_view text, const std::string& name,
+                                 std::vector<Diagnostic>& diags);
+std::optional<MapData> load_map(const std::filesystem::path& file, std::vector<Diagnostic>& diags);
+
+// A hosted domain with its own mailboxes (RFC 5321 2.3.5 "domain"; users NAME@DOMAIN).
+struct VirtualDomain {
+  std::string domain;                      // lower case
+  std::vector<std::string> mailboxes;      // from the config and the map file
+  std::map<std::string, std::vector<std::string>> aliases;
+  std::string catch_all;                   // a mailbox, alias or address; "" none
+  std::filesystem::path map_file;          // "" none; re-read on reload / change
+  MapData map;                             // what map_file held when last read
+  std::int64_t map_stamp = 0;              // its modification time then (reload checks)
+  DeliveryMethod delivery;
+  int line = 0;
+};
+
+
 // "[host]:port" / "[host]" (no MX lookup) or "host:port" / "host" (MX lookup of host).
 std::optional<Route> parse_next_hop(std::string_view text, std::string& why);
 
@@ -81,6 +122,10 @@ struct Config {
   std::vector<std::string> mailboxes;         // default: "postmaster", "demo"
   std::map<std::string, std::vector<std::string>> aliases;  // name → local names / addresses
   std::string recipient_delimiter = "+";      // user+tag → user; "" disables
+  DeliveryMethod local_delivery;              // [local] delivery, lmtp, pipe_command, pipe_timeout
+
+  // [[virtual]] hosted domains with their own users
+  std::vector<VirtualDomain> virtual_domains;
 
   // [relay]
   std::vector<std::string> trusted_networks;  // CIDRs allowed to relay; default none
@@ -118,13 +163,6 @@ struct Config {
   bool mail_dir_explicit = false;
 };
 
-struct Diagnostic {
-  std::string file;  // path as given
-  int line = 0;      // 1-based, 0 when not about one line
-  int column = 0;
-  std::string message;
-  std::string str() const;  // "file:line:col: message" (or "file: message")
-};
 
 // The built-in default configuration (used when no file is given). hostname = system name.
 Config defaults();

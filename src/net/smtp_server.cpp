@@ -565,6 +565,13 @@ asio::awaitable<void> Connection::main() {
       case session::Want::Close: {
         timed_out_ = false;
         co_await flush();
+        if (tls_ && !timed_out_) {
+          // RFC 8446 6.1: close_notify before the TCP connection closes (bounded: a client
+          // that never answers it costs at most 2 s).
+          set_deadline(std::chrono::seconds(2));
+          co_await tls_->async_shutdown(use_tuple);
+          deadline_ = Clock::time_point::max();
+        }
         log_events();
         if (writer_) {
           writer_->abort();

@@ -2,7 +2,9 @@
 // operator's configuration, opens the spool (recovering what a crash left), starts delivery,
 // listens, and runs the I/O loop until SIGTERM/SIGINT. Holds no protocol logic.
 #include "server/server.hpp"
+#include "server/local_router.hpp"
 
+#include <pwd.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
@@ -47,7 +49,65 @@ session::LocalPolicyData policy_data(const config::Config& c) {
   d.aliases = c.aliases;
   d.recipient_delimiter = c.recipient_delimiter;
   d.trusted_networks = c.trusted_networks;
+  for (const auto& v : c.virtual_domains) {
+    session::VirtualDomainData x;
+    x.domain = v.domain;
+    x.mailboxes = v.mailboxes;
+    x.mailboxes.insert(x.mailboxes.end(), v.map.mailboxes.begin(), v.map.mailboxes.end());
+    x.aliases = v.aliases;
+    for (const auto& [k, t] : v.map.aliases) x.aliases[k] = t;
+    x.catch_all = v.catch_all;
+    d.virtual_domains.push_back(std::move(x));
+  }
   return d;
+}
+
+// The recipient policy in use; replaced when a virtual domain's map file changes. Sessions
+// ask it through RecipientChecker; each check sees one consistent policy.
+class PolicyStore final : public session::RecipientChecker {
+ public:
+  explicit PolicyStore(std::shared_ptr<const session::LocalPolicy> p) : p_(std::move(p)) {}
+  std::shared_ptr<const session::LocalPolicy> get() const {
+    std::lock_guard lk(mu_);
+    return p_;
+  }
+  void replace(std::shared_ptr<const session::LocalPolicy> p) {
+    std::lock_guard lk(mu_);
+    p_ = std::move(p);
+  }
+  session::RcptDecision check(const proto::Mailbox& rcpt,
+                              const session::ClientInfo& client) const override {
+    return get()->check(rcpt, client);
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::shared_ptr<const session::LocalPolicy> p_;
+};
+
+// Re-reads the map files of virtual domains whose file changed (or all, when force); returns
+// true when something was reloaded. A file that fails to parse keeps its old contents.
+bool reload_maps(config::Config& c, bool force) {
+  bool changed = false;
+  for (auto& v : c.virtual_domains) {
+    if (v.map_file.empty()) continue;
+    std::error_code ec;
+    auto mt = std::filesystem::last_write_time(v.map_file, ec);
+    const auto stamp = ec ? 0 : mt.time_since_epoch().count();
+    if (!force && stamp == v.map_stamp) continue;
+    v.map_stamp = stamp;
+    std::vector<config::Diagnostic> diags;
+    if (auto m = config::load_map(v.map_file, diags)) {
+      v.map = std::move(*m);
+      changed = true;
+      spdlog::info("virtual {}: map {} loaded ({} mailbox(es), {} alias(es))", v.domain,
+                   v.map_file.string(), v.map.mailboxes.size(), v.map.aliases.size());
+    } else {
+      for (const auto& d : diags)
+        spdlog::error("virtual {}: map not reloaded, keeping the old one: {}", v.domain, d.str());
+    }
+  }
+  return changed;
 }
 
 // Many idle connections each hold a descriptor: take the hard limit.
@@ -195,17 +255,26 @@ int serve(const config::Config& cfg) {
     listener_cfgs.push_back(std::move(s));
   }
   const session::Config scfg = session_config(cfg);
-  const session::LocalPolicy policy(policy_data(cfg));
+  config::Config live = cfg;  // what reloads change (map files)
+  reload_maps(live, true);
+  PolicyStore policy(std::make_shared<const session::LocalPolicy>(policy_data(live)));
   transport::MaildirTransport maildir(cfg.mail_dir, cfg.hostname);
   // With sync_mode = "filesystem" and the mailboxes on the spool's file system, deliveries
   // share the spool's syncfs rounds instead of two fsyncs each.
+  std::function<int()> barrier;
   if (sopts.sync_mode == spool::SyncMode::Filesystem && spool.same_filesystem(cfg.mail_dir)) {
-    maildir.set_sync_barrier([&spool] {
+    barrier = [&spool] {
       auto r = spool.sync_barrier();
       return r ? 0 : (r.error().sys_errno ? r.error().sys_errno : EIO);
-    });
+    };
+    maildir.set_sync_barrier(barrier);
     spdlog::info("maildir deliveries share the spool's group commit (same file system)");
   }
+  if (!cfg.local_delivery.maildir_owner.empty())
+    if (const passwd* pw = ::getpwnam(cfg.local_delivery.maildir_owner.c_str()))
+      maildir.set_owner(pw->pw_uid, pw->pw_gid);
+  // Local recipients go to Maildir, LMTP or a pipe, per [local] / [[virtual]] domain.
+  LocalRouter local(cfg, maildir, barrier);
   queue::Options qopts;
   qopts.threads = cfg.delivery_threads;
   qopts.retry_initial = cfg.retry_initial;
@@ -218,8 +287,9 @@ int serve(const config::Config& cfg) {
   // unknown local name gets nothing), any other sender through the relay.
   qopts.classify = [&policy](const proto::Mailbox& sender) {
     std::vector<proto::EnvelopeRecipient> to;
-    if (!sender.is_address_literal() && policy.is_local_domain(sender.domain)) {
-      auto d = policy.check(sender, session::ClientInfo{});
+    auto pol = policy.get();
+    if (!sender.is_address_literal() && pol->is_local_domain(sender.domain)) {
+      auto d = pol->check(sender, session::ClientInfo{});
       if (d.accept) to = std::move(d.recipients);
       return to;
     }
@@ -230,7 +300,7 @@ int serve(const config::Config& cfg) {
     to.push_back(std::move(r));
     return to;
   };
-  queue::Delivery delivery(spool, maildir, qopts);
+  queue::Delivery delivery(spool, local, qopts);
 
   // Relay: SMTP to the next MTA, by [[route]], smarthost or DNS MX.
   transport::SmtpOptions ropts;
@@ -372,7 +442,7 @@ int serve(const config::Config& cfg) {
   std::function<void()> on_hup = [&] {
     hup.async_wait([&](const asio::error_code& e, int) {
       if (e) return;
-      spdlog::info("SIGHUP: reloading certificates and users");
+      spdlog::info("SIGHUP: reloading certificates, users and map files");
       if (config::tls_wanted(cfg)) {
         if (auto t = load_server_tls(cfg, false)) {
           tls_store.replace(std::move(t).value());
@@ -382,6 +452,8 @@ int serve(const config::Config& cfg) {
                         t.error().message);
         }
       }
+      if (reload_maps(live, true))
+        policy.replace(std::make_shared<const session::LocalPolicy>(policy_data(live)));
       if (auto db = load_users(cfg)) {
         users.replace(std::move(db).value());
         if (!cfg.auth_password_file.empty())
@@ -394,6 +466,19 @@ int serve(const config::Config& cfg) {
     });
   };
   on_hup();
+
+  // Map files of virtual domains are also picked up when they change (checked every 2 s).
+  asio::steady_timer map_timer(io);
+  std::function<void()> watch_maps = [&] {
+    map_timer.expires_after(std::chrono::seconds(2));
+    map_timer.async_wait([&](const asio::error_code& e) {
+      if (e) return;
+      if (reload_maps(live, false))
+        policy.replace(std::make_shared<const session::LocalPolicy>(policy_data(live)));
+      watch_maps();
+    });
+  };
+  watch_maps();
 
   asio::signal_set signals(io, SIGTERM, SIGINT);
   signals.async_wait([&](const asio::error_code& e, int sig) {
@@ -418,7 +503,9 @@ int serve(const config::Config& cfg) {
   });
   io.run();
   hup.cancel();
+  map_timer.cancel();
   auth_pool.join();
+  relay.stop();  // deliveries waiting on the network (DNS, a slow peer) end deferred now
   delivery.stop();
   fs::remove(pid_file, ec);
   auto st = smtp.stats();

@@ -77,10 +77,69 @@ LocalPolicy::LocalPolicy(const LocalPolicyData& d) : delimiter_(d.recipient_deli
   for (const auto& [k, v] : d.aliases) aliases_.emplace(lower_ascii(k), v);
   for (const auto& n : d.trusted_networks)
     if (auto c = Cidr::parse(n)) trusted_.push_back(*c);
+  for (const auto& vd : d.virtual_domains) {
+    Virtual v;
+    for (const auto& m : vd.mailboxes) v.mailboxes.insert(lower_ascii(m));
+    for (const auto& [k, t] : vd.aliases) v.aliases.emplace(lower_ascii(k), t);
+    v.catch_all = vd.catch_all;
+    virtual_.emplace(proto::normalize_domain(vd.domain), std::move(v));
+  }
+}
+
+bool LocalPolicy::is_virtual_domain(std::string_view domain) const {
+  return virtual_.count(proto::normalize_domain(domain)) > 0;
 }
 
 bool LocalPolicy::is_local_domain(std::string_view domain) const {
-  return domains_.count(proto::normalize_domain(domain)) > 0;
+  const std::string d = proto::normalize_domain(domain);
+  return domains_.count(d) > 0 || virtual_.count(d) > 0;
+}
+
+bool LocalPolicy::expand_address(const proto::Mailbox& target, const proto::Mailbox& rcpt,
+                                 std::vector<proto::EnvelopeRecipient>& out, int depth) const {
+  if (depth > 16) return false;
+  if (!target.is_address_literal()) {
+    const std::string d = proto::normalize_domain(target.domain);
+    if (domains_.count(d)) return expand(lower_ascii(target.unquoted_local()), rcpt, out, depth + 1);
+    if (auto v = virtual_.find(d); v != virtual_.end())
+      return expand_virtual(d, v->second, lower_ascii(target.unquoted_local()), rcpt, out, depth + 1);
+  }
+  proto::EnvelopeRecipient er;
+  er.address = target;
+  er.original = rcpt;
+  er.route = proto::RcptRoute::Relay;
+  out.push_back(std::move(er));
+  return true;
+}
+
+bool LocalPolicy::expand_virtual(const std::string& domain, const Virtual& v,
+                                 const std::string& name, const proto::Mailbox& rcpt,
+                                 std::vector<proto::EnvelopeRecipient>& out, int depth) const {
+  if (depth > 16) return false;
+  if (auto a = v.aliases.find(name); a != v.aliases.end()) {
+    for (const auto& target : a->second) {
+      if (target.find('@') == std::string::npos) {
+        if (!expand_virtual(domain, v, lower_ascii(target), rcpt, out, depth + 1)) return false;
+        continue;
+      }
+      auto mb = proto::parse_mailbox(target, true);
+      if (!mb || !expand_address(*mb, rcpt, out, depth + 1)) return false;
+    }
+    return true;
+  }
+  if (v.mailboxes.count(name)) {
+    proto::EnvelopeRecipient er;
+    er.address = rcpt;
+    er.original = rcpt;
+    er.route = proto::RcptRoute::Local;
+    er.mailbox = name + "@" + domain;
+    out.push_back(std::move(er));
+    return true;
+  }
+  // RFC 5321 4.5.1: postmaster exists in every domain; unless defined here, it is the
+  // [local] postmaster.
+  if (name == "postmaster") return expand("postmaster", rcpt, out, depth + 1);
+  return false;
 }
 
 bool LocalPolicy::is_trusted(std::string_view ip) const {
@@ -100,16 +159,7 @@ bool LocalPolicy::expand(const std::string& name, const proto::Mailbox& rcpt,
         continue;
       }
       auto mb = proto::parse_mailbox(target, true);
-      if (!mb) return false;
-      if (is_local_domain(mb->domain)) {
-        if (!expand(lower_ascii(mb->unquoted_local()), rcpt, out, depth + 1)) return false;
-        continue;
-      }
-      proto::EnvelopeRecipient er;
-      er.address = *mb;
-      er.original = rcpt;
-      er.route = proto::RcptRoute::Relay;
-      out.push_back(std::move(er));
+      if (!mb || !expand_address(*mb, rcpt, out, depth + 1)) return false;
     }
     return true;
   }
@@ -128,7 +178,37 @@ bool LocalPolicy::expand(const std::string& name, const proto::Mailbox& rcpt,
 RcptDecision LocalPolicy::check(const proto::Mailbox& rcpt, const ClientInfo& client) const {
   RcptDecision d;
   const std::string addr = rcpt.str();
-  if (!rcpt.is_address_literal() && is_local_domain(rcpt.domain)) {
+  if (!rcpt.is_address_literal() && is_virtual_domain(rcpt.domain)) {
+    const std::string dom = proto::normalize_domain(rcpt.domain);
+    const Virtual& v = virtual_.at(dom);
+    const std::string local = lower_ascii(rcpt.unquoted_local());
+    std::vector<proto::EnvelopeRecipient> out;
+    bool found = expand_virtual(dom, v, local, rcpt, out, 0);
+    if (!found && !delimiter_.empty()) {
+      auto pos = local.find(delimiter_);
+      if (pos != std::string::npos && pos > 0) {
+        out.clear();
+        found = expand_virtual(dom, v, local.substr(0, pos), rcpt, out, 0);
+      }
+    }
+    if (!found && !v.catch_all.empty()) {  // every other local part of the domain
+      out.clear();
+      if (v.catch_all.find('@') == std::string::npos) {
+        found = expand_virtual(dom, v, v.catch_all, rcpt, out, 0);
+      } else if (auto mb = proto::parse_mailbox(v.catch_all, true)) {
+        found = expand_address(*mb, rcpt, out, 0);
+      }
+    }
+    if (found && !out.empty()) {
+      d.accept = true;
+      d.recipients = std::move(out);
+      return d;
+    }
+    d.reply = proto::Reply(550, "5.1.1",
+                           "<" + addr + ">: Recipient address rejected: User unknown");
+    return d;
+  }
+  if (!rcpt.is_address_literal() && domains_.count(proto::normalize_domain(rcpt.domain))) {
     const std::string local = lower_ascii(rcpt.unquoted_local());
     std::vector<proto::EnvelopeRecipient> out;
     bool found = expand(local, rcpt, out, 0);

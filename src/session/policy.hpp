@@ -37,31 +37,56 @@ class Cidr {
   bool v6_ = false;
 };
 
+// A hosted ("virtual") domain: its own mailboxes NAME@DOMAIN, aliases and catch-all. A
+// recipient there is Local with mailbox "name@domain" (the shared [local] mailboxes have no
+// '@'), so the delivery side knows which domain's settings apply.
+struct VirtualDomainData {
+  std::string domain;
+  std::vector<std::string> mailboxes;
+  std::map<std::string, std::vector<std::string>> aliases;  // name → names here or addresses
+  std::string catch_all;  // name here or address; "" none
+};
+
 struct LocalPolicyData {
   std::vector<std::string> domains;    // local domains
   std::vector<std::string> mailboxes;  // mailbox names
   std::map<std::string, std::vector<std::string>> aliases;  // name → names or user@domain
   std::string recipient_delimiter = "+";
   std::vector<std::string> trusted_networks;  // CIDRs
+  std::vector<VirtualDomainData> virtual_domains;
 };
 
 class LocalPolicy final : public RecipientChecker {
  public:
   explicit LocalPolicy(const LocalPolicyData& d);
   RcptDecision check(const proto::Mailbox& rcpt, const ClientInfo& client) const override;
-  bool is_local_domain(std::string_view domain) const;
+  bool is_local_domain(std::string_view domain) const;   // [local] or virtual
+  bool is_virtual_domain(std::string_view domain) const;
   bool is_trusted(std::string_view ip) const;
 
  private:
   // Expands a local name into recipients; false when the name is unknown. depth bounds aliases.
   bool expand(const std::string& name, const proto::Mailbox& rcpt,
               std::vector<proto::EnvelopeRecipient>& out, int depth) const;
+  struct Virtual {
+    std::set<std::string, std::less<>> mailboxes;
+    std::map<std::string, std::vector<std::string>, std::less<>> aliases;
+    std::string catch_all;
+  };
+  // A name in virtual domain `domain`; false when unknown there.
+  bool expand_virtual(const std::string& domain, const Virtual& v, const std::string& name,
+                      const proto::Mailbox& rcpt, std::vector<proto::EnvelopeRecipient>& out,
+                      int depth) const;
+  // Any target address: local, virtual or relay.
+  bool expand_address(const proto::Mailbox& target, const proto::Mailbox& rcpt,
+                      std::vector<proto::EnvelopeRecipient>& out, int depth) const;
 
   std::set<std::string, std::less<>> domains_;
   std::set<std::string, std::less<>> mailboxes_;
   std::map<std::string, std::vector<std::string>, std::less<>> aliases_;
   std::string delimiter_;
   std::vector<Cidr> trusted_;
+  std::map<std::string, Virtual, std::less<>> virtual_;
 };
 
 }  // namespace carrier::session

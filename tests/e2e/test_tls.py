@@ -659,8 +659,11 @@ def test_relay_tls_failure_defers_and_never_sends_in_clear(pair, pki, alice_hash
 @pytest.mark.parametrize("mode", ["refuse", "break"])
 def test_relay_may_falls_back_to_clear_only_before_the_handshake(pair, pki, alice_hash, mode):
     """Policy "may" (RFC 3207 4): STARTTLS refused with 454 (the handshake never started) →
-    the message goes on in clear on that connection; a handshake that started and failed →
-    nothing is sent in clear (the message is deferred)."""
+    the message goes on in clear on that connection. A handshake that started and failed
+    leaves that connection unusable: nothing more is sent on it; as Postfix does at level
+    "may", the same host is then tried again on a NEW connection without STARTTLS, so a
+    server with a broken TLS stack still gets its mail (opportunistic TLS never promised
+    secrecy; "encrypt" and "verify" do, see the test above)."""
     peer = BrokenTlsPeer(PEER_IP, pair.port, mode).start()
     try:
         a = pair.a({"domain": "b.test", "next_hop": f"[{PEER_IP}]:{pair.port}", "tls": "may"},
@@ -672,11 +675,15 @@ def test_relay_may_falls_back_to_clear_only_before_the_handshake(pair, pki, alic
             assert peer.starttls_seen >= 1
             a.wait_queue_empty(10)
         else:
-            wait_for(lambda: peer.snapshot() or peer.starttls_seen >= 2, 10,
-                     what="A's first attempt and one retry (each a failed handshake)")
-            assert peer.snapshot() == [], (
-                f"A sent the message in clear after a failed handshake: {peer.snapshot()}")
-            assert qid in [p.name for p in a.queue_files()]
+            wait_for(lambda: any(t.data for t in peer.snapshot()), 10,
+                     what="the message in clear on a new connection after the failed handshake")
+            assert peer.starttls_seen >= 1
+            for t in peer.snapshot():
+                assert t.conn not in peer.starttls_conns, (
+                    f"A went on in clear on the connection whose handshake failed: {t}")
+            a.wait_queue_empty(10)
+            assert re.search(rf"{qid}: relay to b\.test: .*TLS handshake failed.*again without TLS",
+                             a.log()), "the fallback is logged with its reason"
     finally:
         peer.stop()
     assert not peer.errors, peer.errors

@@ -309,6 +309,7 @@ class BrokenTlsPeer:
         self.lock = threading.Lock()
         self.connections = 0
         self.starttls_seen = 0
+        self.starttls_conns: set[int] = set()  # connections on which STARTTLS was sent
         self.transactions: list[ClearTransaction] = []
         self.errors: list[str] = []
         self._stop = threading.Event()
@@ -409,6 +410,7 @@ class BrokenTlsPeer:
             elif verb == "STARTTLS":
                 with self.lock:
                     self.starttls_seen += 1
+                    self.starttls_conns.add(n)
                 if self.mode == "refuse":
                     say("454 4.7.0 TLS not available due to temporary reason")
                     continue

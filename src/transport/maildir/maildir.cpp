@@ -107,11 +107,20 @@ std::optional<Failure> write_all(int fd, const char* p, std::size_t n) {
   return std::nullopt;
 }
 
-// mkdir 0700 if missing; *created when made now.
-std::optional<Failure> ensure_dir(const std::filesystem::path& p, bool* created) {
+// Who owns what the transport creates (Maildir shared with a mailbox server), if anyone.
+struct Owner {
+  bool set = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+// mkdir 0700 (0750 for an owner) if missing; *created when made now.
+std::optional<Failure> ensure_dir(const std::filesystem::path& p, bool* created,
+                                  const Owner& owner = {}) {
   *created = false;
-  if (::mkdir(p.c_str(), 0700) == 0) {
+  if (::mkdir(p.c_str(), owner.set ? 0750 : 0700) == 0) {
     *created = true;
+    if (owner.set && ::chown(p.c_str(), owner.uid, owner.gid) != 0) return Failure{"chown", errno, {}};
     return std::nullopt;
   }
   if (errno != EEXIST) return Failure{"mkdir", errno, {}};
@@ -172,22 +181,23 @@ struct OneDelivery {
   const spool::Stored& msg;
   int spool_fd;
   const std::function<int()>* barrier = nullptr;  // shared group commit instead of fsync
+  Owner owner;
 
   std::variant<std::string, Failure> run(std::size_t index) {
     const auto& rcpt = msg.envelope.recipients[index];
     const std::filesystem::path box = mail_dir / rcpt.mailbox;
     bool created = false;
-    if (auto f = ensure_dir(mail_dir, &created)) return *f;
+    if (auto f = ensure_dir(mail_dir, &created, owner)) return *f;
     if (created) {
       auto parent = mail_dir.has_parent_path() ? mail_dir.parent_path() : std::filesystem::path(".");
       if (auto f = fsync_dir(parent)) return *f;
     }
-    if (auto f = ensure_dir(box, &created)) return *f;
+    if (auto f = ensure_dir(box, &created, owner)) return *f;
     if (created)
       if (auto f = fsync_dir(mail_dir)) return *f;
     bool any = false;
     for (const char* sub : {"tmp", "new", "cur"}) {
-      if (auto f = ensure_dir(box / sub, &created)) return *f;
+      if (auto f = ensure_dir(box / sub, &created, owner)) return *f;
       any |= created;
     }
     if (any)
@@ -203,8 +213,17 @@ struct OneDelivery {
     for (int attempt = 0;; ++attempt) {
       base = MaildirTransport::unique_name(now_us(), static_cast<long>(::getpid()), msg.id, index,
                                            hostname);
-      file.fd = ::openat(tmp_dir.fd, base.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-      if (file.fd >= 0) break;
+      file.fd = ::openat(tmp_dir.fd, base.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+                         owner.set ? 0640 : 0600);
+      if (file.fd >= 0) {
+        if (owner.set && ::fchown(file.fd, owner.uid, owner.gid) != 0) {
+          const int e = errno;
+          ::close(file.release());
+          ::unlinkat(tmp_dir.fd, base.c_str(), 0);
+          return Failure{"chown", e, {}};
+        }
+        break;
+      }
       if (errno != EEXIST || attempt >= 5) return Failure{"open", errno, {}};
     }
     auto failed = [&](Failure f) {
@@ -287,7 +306,7 @@ std::vector<Result> MaildirTransport::deliver(const Request& req) {
   Fd spool_file(::open(msg.path.c_str(), O_RDONLY | O_CLOEXEC));
   int open_err = spool_file.fd < 0 ? errno : 0;
   OneDelivery d{mail_dir_, hostname_, chunk_size_, msg, spool_file.fd,
-                barrier_ ? &barrier_ : nullptr};
+                barrier_ ? &barrier_ : nullptr, Owner{owned_, owner_uid_, owner_gid_}};
 
   for (auto i : req.recipients) {
     if (i >= msg.envelope.recipients.size()) {

@@ -5,6 +5,7 @@
 // Input: the spool file (written by us) and the recipient's mailbox name, which is checked
 // again here (no '/', no leading '.', not empty) as defence in depth.
 #pragma once
+#include <sys/types.h>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -29,6 +30,13 @@ class MaildirTransport : public Transport {
   // everything written so far on the file system durable (the spool's group commit, when the
   // mail directory is on the spool's file system). Returns 0 or an errno value.
   void set_sync_barrier(std::function<int()> barrier) { barrier_ = std::move(barrier); }
+  // Mailboxes shared with a mailbox server (Dovecot runs as its own user): directories and
+  // files carrier creates are given to uid:gid (needs root) and made group-readable.
+  void set_owner(uid_t uid, gid_t gid) {
+    owner_uid_ = uid;
+    owner_gid_ = gid;
+    owned_ = true;
+  }
   // One Result per requested recipient: Delivered ("delivered to maildir demo/new/<file>"),
   // Deferred (4.3.0, or 4.2.2 when the disk or quota is full) or Failed (5.1.1 bad mailbox).
   std::vector<Result> deliver(const Request& req) override;
@@ -43,6 +51,9 @@ class MaildirTransport : public Transport {
  private:
   std::filesystem::path mail_dir_;
   std::string hostname_;
+  bool owned_ = false;
+  uid_t owner_uid_ = 0;
+  gid_t owner_gid_ = 0;
   std::size_t chunk_size_;
   std::function<int()> barrier_;
 };

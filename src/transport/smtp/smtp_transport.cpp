@@ -14,6 +14,7 @@
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/ssl.hpp>
+#include <atomic>
 #include <future>
 #include <map>
 #include <thread>
@@ -64,6 +65,7 @@ struct SmtpTransport::Impl : std::enable_shared_from_this<Impl> {
   std::map<std::string, int> per_dest;
   std::map<std::string, RatePacer> pacers;  // per next hop, when a rate is configured
   bool stopping = false;
+  std::atomic<bool> stopped{false};  // the I/O thread has ended: deliver() stops waiting
 
   // Connection reuse: after its transactions a healthy connection waits here (per target and
   // TLS policy) for the next message to the same next hop, up to kIdle; then it says QUIT.
@@ -519,6 +521,8 @@ void SmtpTransport::stop() {
   impl_->work.reset();
   impl_->io.stop();
   impl_->thread.join();
+  // Only now: no job code runs any more, so deliver() may stop waiting and drop its jobs.
+  impl_->stopped = true;
 }
 
 std::vector<Result> SmtpTransport::deliver(const Request& req) {
@@ -551,9 +555,18 @@ std::vector<Result> SmtpTransport::deliver(const Request& req) {
     ++k;
   }
   for (std::size_t j = 0; j < futures.size(); ++j) {
-    // The I/O thread always completes a job (timeouts bound every wait); a stop() in between
-    // leaves the promise unset: give up after a bound and report the recipients as deferred.
-    if (futures[j].wait_for(std::chrono::hours(2)) != std::future_status::ready) {
+    // The I/O thread always completes a job (timeouts bound every wait); stop() abandons the
+    // jobs in progress: their recipients are reported deferred at once (the spool keeps them).
+    auto ready = [&] {
+      const auto until = std::chrono::steady_clock::now() + std::chrono::hours(2);
+      while (std::chrono::steady_clock::now() < until) {
+        if (futures[j].wait_for(std::chrono::milliseconds(100)) == std::future_status::ready)
+          return true;
+        if (impl_->stopped.load()) return false;
+      }
+      return false;
+    };
+    if (!ready()) {
       for (auto i : jobs[j]->rcpts) out.push_back(Result{i, Status::Deferred, "4.3.0 smtp transport stopped"});
       continue;
     }

@@ -1,0 +1,186 @@
+"""Final delivery to mailboxes people read (issue 6): carrier hands mail to a real Dovecot over
+LMTP (RFC 2033) or writes Dovecot's Maildirs itself, and the tests read every message back over
+IMAP (imaplib) and POP3 (poplib), byte-exact apart from the trace fields at the top. Virtual
+domains, unknown users at LMTP time (a bounce), Dovecot down then up (deferred, then
+delivered). Everything on 127.0.0.1."""
+from __future__ import annotations
+
+import email
+import smtplib
+import ssl
+import time
+
+import pytest
+
+from dovecot_helpers import Dovecot, strip_trace
+from helpers import wait_for
+
+USERS = {"alice@example.org": "alice-pw", "bob@example.org": "bob-pw",
+         "carol@example.net": "carol-pw", "demo@localhost": "demo-pw"}
+
+MESSAGE = (b"From: Sender <sender@localhost>\r\n"
+           b"To: alice@example.org\r\n"
+           b"Subject: byte exact\r\n"
+           b"Message-ID: <t1@client.example>\r\n"
+           b"Date: Mon, 23 Nov 2026 12:00:00 +0000\r\n"
+           b"\r\n"
+           b"line one\r\n"
+           b".a line that starts with a dot\r\n"
+           b"  indented, trailing space \r\n"
+           b"\r\n"
+           b"last line\r\n")
+
+
+@pytest.fixture
+def dovecot(tmp_path):
+    d = Dovecot(tmp_path / "dovecot", USERS).start()
+    yield d
+    d.stop()
+
+
+def mailbox_carrier(carrier_factory, dovecot, **over):
+    """carrier with example.org delivered by LMTP to Dovecot and example.net written into
+    Dovecot's Maildirs (owned by Dovecot's user); [local] localhost stays carrier's Maildir."""
+    sections = dict(
+        server={"retry_initial": "1s", "retry_max": "2s"},
+        local={"domains": ["localhost"], "mailboxes": ["postmaster", "demo"],
+               "aliases": {"team": ["demo"]}},
+        virtual=[
+            {"domain": "example.org", "mailboxes": ["alice", "bob", "ghost"],
+             "delivery": "lmtp", "lmtp": f"127.0.0.1:{dovecot.lmtp}"},
+            {"domain": "example.net", "mailboxes": ["carol"], "delivery": "maildir",
+             "maildir_owner": "vmail"},
+        ],
+    )
+    sections["local"]["mail_dir"] = str(dovecot.dir / "mail")
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(sections.get(k), dict):
+            sections[k].update(v)
+        else:
+            sections[k] = v
+    return carrier_factory(**sections)
+
+
+def assert_same_apart_from_trace(got: bytes, sent: bytes) -> list[bytes]:
+    names, rest = strip_trace(got)
+    assert rest == sent, f"message changed:\n{got!r}"
+    return names
+
+
+def test_rfc2033_lmtp_to_dovecot_read_back_over_imap_and_pop3(carrier_factory, dovecot):
+    c = mailbox_carrier(carrier_factory, dovecot)
+    with c.smtp() as s:
+        s.sendmail("sender@localhost", ["alice@example.org"], MESSAGE)
+    wait_for(lambda: dovecot.new_files("alice@example.org"), 15, what="LMTP delivery")
+    imap = dovecot.imap_messages("alice@example.org")
+    assert len(imap) == 1
+    names = assert_same_apart_from_trace(imap[0], MESSAGE)
+    # Dovecot adds Return-Path and Delivered-To (one recipient); carrier did not add them too.
+    assert names.count(b"return-path") == 1 and names.count(b"delivered-to") == 1, names
+    assert names.count(b"received") == 2, names  # carrier's, then Dovecot's LMTP one
+    assert b"Return-Path: <sender@localhost>\r\n" in imap[0]
+    pop = dovecot.pop3_messages("alice@example.org")
+    assert len(pop) == 1
+    assert_same_apart_from_trace(pop[0], MESSAGE)
+    c.wait_queue_empty()
+    assert "status=delivered" in c.log()
+
+
+def test_rfc2033_4_2_one_reply_per_recipient_unknown_one_bounces(carrier_factory, dovecot):
+    """ghost@example.org is a carrier mailbox Dovecot does not know: LMTP answers 550 for it
+    alone; alice and bob get the message; the sender gets a DSN naming ghost."""
+    c = mailbox_carrier(carrier_factory, dovecot)
+    with c.smtp() as s:
+        s.sendmail("demo@localhost", ["alice@example.org", "ghost@example.org", "bob@example.org"],
+                   MESSAGE)
+    wait_for(lambda: dovecot.new_files("alice@example.org") and dovecot.new_files("bob@example.org"),
+             15, what="LMTP deliveries")
+    # [local] mailboxes live in the same mail_dir (the test points it at Dovecot's).
+    demo_new = dovecot.dir / "mail" / "demo" / "new"
+    wait_for(lambda: demo_new.is_dir() and any(demo_new.iterdir()), 15, what="the DSN for ghost")
+    dsn = next(demo_new.iterdir()).read_bytes()
+    report = email.message_from_bytes(dsn)
+    assert report.get_content_type() == "multipart/report"
+    text = dsn.decode(errors="replace")
+    assert "Final-Recipient: rfc822; ghost@example.org" in text
+    assert "Status: 5.1.1" in text
+    assert text.count("Final-Recipient:") == 1, "only ghost failed"
+    for u in ("alice@example.org", "bob@example.org"):
+        (m,) = dovecot.imap_messages(u)
+        names = assert_same_apart_from_trace(m, MESSAGE)
+        # Two recipients in one LMTP transaction: Dovecot writes no Delivered-To then.
+        assert names.count(b"return-path") == 1, names
+
+
+def test_dovecot_down_then_up_message_deferred_then_delivered(carrier_factory, dovecot):
+    c = mailbox_carrier(carrier_factory, dovecot)
+    dovecot.stop()
+    with c.smtp() as s:
+        s.sendmail("sender@localhost", ["bob@example.org"], MESSAGE)
+    wait_for(lambda: "status=deferred" in c.log(), 15, what="a deferral while Dovecot is down")
+    assert c.queue_files(), "the message must stay queued"
+    assert not dovecot.new_files("bob@example.org")
+    dovecot.start()
+    wait_for(lambda: dovecot.new_files("bob@example.org"), 30, what="delivery after Dovecot is back")
+    (m,) = dovecot.imap_messages("bob@example.org")
+    assert_same_apart_from_trace(m, MESSAGE)
+    c.wait_queue_empty()
+
+
+def test_maildir_delivery_into_dovecot_mailboxes_read_over_imap(carrier_factory, dovecot):
+    """carrier writes the Maildir itself (Return-Path and Delivered-To added once, files owned
+    by Dovecot's user) and Dovecot serves it."""
+    c = mailbox_carrier(carrier_factory, dovecot)
+    msg = MESSAGE.replace(b"To: alice@example.org", b"To: carol@example.net")
+    with c.smtp() as s:
+        s.sendmail("sender@localhost", ["carol@example.net"], msg)
+    wait_for(lambda: dovecot.new_files("carol@example.net"), 15, what="Maildir delivery")
+    f = dovecot.new_files("carol@example.net")[0]
+    assert (f.stat().st_uid, f.stat().st_gid) == dovecot.owner
+    (m,) = dovecot.imap_messages("carol@example.net")
+    names = assert_same_apart_from_trace(m, msg)
+    assert names == [b"return-path", b"delivered-to", b"received"], names
+    (p,) = dovecot.pop3_messages("carol@example.net")
+    assert_same_apart_from_trace(p, msg)
+
+
+def test_virtual_domain_unknown_user_rejected_at_rcpt(carrier_factory, dovecot):
+    c = mailbox_carrier(carrier_factory, dovecot)
+    with c.smtp() as s:
+        s.ehlo()
+        s.mail("sender@localhost")
+        code, text = s.rcpt("nobody@example.org")
+        assert (code, text[:5]) == (550, b"5.1.1")
+        code, _ = s.rcpt("alice@example.org")
+        assert code == 250
+
+
+def test_submission_then_lmtp_then_imap(carrier_factory, dovecot, tmp_path):
+    """A mail client submits over STARTTLS with AUTH (RFC 6409); the message reaches Dovecot
+    by LMTP and reads back with the Date:/Message-ID: carrier added."""
+    import subprocess
+    from conftest import CARRIER_BIN
+    hashed = subprocess.run([str(CARRIER_BIN), "passwd", "alice@example.org"], input="s3cret\n",
+                            capture_output=True, text=True, check=True).stdout
+    pw = tmp_path / "passwd"
+    pw.write_text(hashed)
+    c = mailbox_carrier(carrier_factory, dovecot,
+                        listener=[{"address": "127.0.0.1:0"},
+                                  {"address": "127.0.0.1:0", "name": "submission", "submission": True}],
+                        auth={"password_file": str(pw)})
+    port = [p for h, p, n in c.listeners if n == "submission"][0]
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    body = b"Subject: from my mail client\r\nTo: bob@example.org\r\n\r\nhello bob\r\n"
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
+        s.starttls(context=ctx)
+        s.login("alice@example.org", "s3cret")
+        s.sendmail("alice@example.org", ["bob@example.org"], body)
+    wait_for(lambda: dovecot.new_files("bob@example.org"), 15, what="delivery of the submission")
+    (m,) = dovecot.imap_messages("bob@example.org")
+    names, rest = strip_trace(m)
+    assert rest.startswith(b"Subject: from my mail client\r\nTo: bob@example.org\r\n"), rest
+    assert b"\r\nDate: " in rest and b"\r\nMessage-ID: <" in rest
+    assert rest.endswith(b"\r\n\r\nhello bob\r\n")
+    assert b"with ESMTPSA" in m
