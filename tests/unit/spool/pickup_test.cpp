@@ -138,7 +138,7 @@ TEST(Pickup, StreamAndEmptyContent) {
   auto m = p.read(*name);
   ASSERT_TRUE(m);
   EXPECT_EQ(m->content.size(), big.size() + 20000);
-  EXPECT_EQ(m->content.substr(0, 16), "line 0\r\nline 1\r");
+  EXPECT_EQ(m->content.substr(0, 16), "line 0\r\nline 1\r\n");
   auto empty = p.write(kAlice, {kBob}, std::string_view(), 5);
   ASSERT_TRUE(empty);
   auto e = p.read(*empty);
