@@ -6,6 +6,7 @@ delivered). Everything on 127.0.0.1."""
 from __future__ import annotations
 
 import email
+import re
 import smtplib
 import ssl
 import time
@@ -184,3 +185,35 @@ def test_submission_then_lmtp_then_imap(carrier_factory, dovecot, tmp_path):
     assert b"\r\nDate: " in rest and b"\r\nMessage-ID: <" in rest
     assert rest.endswith(b"\r\n\r\nhello bob\r\n")
     assert b"with ESMTPSA" in m
+
+
+def test_pipe_delivery_exit_statuses_as_sysexits(carrier_factory, dovecot, tmp_path):
+    """delivery = "pipe": the message (Return-Path and Delivered-To first, LF line ends) on the
+    command's stdin; exit 0 delivered, 75 (EX_TEMPFAIL) deferred and retried, 67 (EX_NOUSER)
+    bounced with the command's output in the DSN (as sendmail and Postfix's pipe(8) do)."""
+    out = tmp_path / "pipe-out"
+    out.mkdir()
+    script = (f"cat > {out}/$USER.msg; case $USER in ok) exit 0;; temp) echo busy >&2; exit 75;; "
+              f"*) echo \"no such user here: $USER\" >&2; exit 67;; esac")
+    c = mailbox_carrier(carrier_factory, dovecot, virtual=[
+        {"domain": "pipe.test", "mailboxes": ["ok", "temp", "nouser"], "delivery": "pipe",
+         "pipe_command": ["/bin/sh", "-c", script], "pipe_timeout": "10s"}])
+    with c.smtp() as s:
+        s.sendmail("demo@localhost", ["ok@pipe.test", "temp@pipe.test", "nouser@pipe.test"],
+                   MESSAGE)
+    wait_for(lambda: (out / "ok.msg").exists() and (out / "nouser.msg").exists(), 15,
+             what="the command to run for ok and nouser")
+    got = (out / "ok.msg").read_bytes()
+    assert got.startswith(b"Return-Path: <demo@localhost>\nDelivered-To: ok@pipe.test\nReceived: ")
+    assert b"\r" not in got, "commands get LF line ends"
+    assert got.endswith(MESSAGE.split(b"\r\n\r\n", 1)[1].replace(b"\r\n", b"\n"))
+    demo_new = dovecot.dir / "mail" / "demo" / "new"
+    wait_for(lambda: demo_new.is_dir() and any(demo_new.iterdir()), 15, what="the DSN for nouser")
+    dsn = next(demo_new.iterdir()).read_bytes().decode(errors="replace")
+    assert "Final-Recipient: rfc822; nouser@pipe.test" in dsn
+    unfolded = re.sub(r"\r?\n[ \t]+", " ", dsn)
+    assert re.search(r"exited 67 \(EX_NOUSER\): no such user +here: nouser", unfolded), unfolded
+    assert "temp@pipe.test" not in dsn.split("Final-Recipient", 1)[1]
+    wait_for(lambda: c.log().count("temp@pipe.test") >= 2, 15, what="temp deferred and retried")
+    assert "status=deferred" in c.log()
+    assert c.queue_files(), "the deferred recipient keeps the message queued"
