@@ -298,6 +298,7 @@ std::vector<Result> LmtpTransport::deliver(const Request& req) {
         session::ClientConfig cfg;
         cfg.helo_name = opts_.lhlo_name;
         cfg.lmtp = true;
+        cfg.max_rcpts_per_transaction = std::max<std::size_t>(1, opts_.max_rcpts_per_transaction);
         cfg.timeouts.greeting = opts_.command_timeout;
         cfg.timeouts.command = opts_.command_timeout;
         cfg.timeouts.mail = opts_.command_timeout;

@@ -29,6 +29,10 @@ struct LmtpOptions {
   std::chrono::seconds connect_timeout{30}, command_timeout{300}, data_timeout{600};
   // The address sent in RCPT TO for a recipient (default: its `address`).
   std::function<proto::Mailbox(const proto::EnvelopeRecipient&)> rcpt_address;
+  // Recipients per LMTP transaction (several transactions share the connection). 1 by
+  // default: Dovecot writes Delivered-To: only into single-recipient deliveries, and Sieve
+  // and duplicate detection need it.
+  std::size_t max_rcpts_per_transaction = 1;
 };
 
 class LmtpTransport final : public Transport {

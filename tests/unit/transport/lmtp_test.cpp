@@ -268,6 +268,7 @@ LmtpOptions options(const std::string& endpoint) {
   o.connect_timeout = 5s;
   o.command_timeout = 5s;
   o.data_timeout = 5s;
+  o.max_rcpts_per_transaction = 100;  // these tests look at multi-recipient transactions
   return o;
 }
 
