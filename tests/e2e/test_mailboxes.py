@@ -218,3 +218,65 @@ def test_pipe_delivery_exit_statuses_as_sysexits(carrier_factory, dovecot, tmp_p
     wait_for(lambda: c.log().count("temp@pipe.test") >= 2, 15, what="temp deferred and retried")
     assert "status=deferred" in c.log()
     assert c.queue_files(), "the deferred recipient keeps the message queued"
+
+
+def test_one_yescrypt_hash_logs_in_to_carrier_and_dovecot(carrier_factory, tmp_path):
+    """docs/mailboxes.md: the hash `carrier passwd` makes works in carrier's password file and
+    as {CRYPT} in Dovecot's passwd-file; the user submits to carrier and reads over IMAP."""
+    import subprocess
+    from conftest import CARRIER_BIN
+    line = subprocess.run([str(CARRIER_BIN), "passwd", "alice@example.org"], input="one-pw\n",
+                          capture_output=True, text=True, check=True).stdout.strip()
+    user, hashed = line.split(":", 1)
+    d = Dovecot(tmp_path / "dovecot", {user: "{CRYPT}" + hashed})
+    d.start()
+    try:
+        d.users = {user: "one-pw"}  # what the client types
+        pw = tmp_path / "passwd"
+        pw.write_text(line + "\n")
+        c = mailbox_carrier(carrier_factory, d,
+                            listener=[{"address": "127.0.0.1:0"},
+                                      {"address": "127.0.0.1:0", "name": "submission",
+                                       "submission": True}],
+                            auth={"password_file": str(pw)},
+                            virtual=[{"domain": "example.org", "mailboxes": ["alice"],
+                                      "delivery": "lmtp", "lmtp": f"127.0.0.1:{d.lmtp}"}])
+        port = [p for h, p, n in c.listeners if n == "submission"][0]
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
+            s.starttls(context=ctx)
+            s.login(user, "one-pw")
+            s.sendmail(user, [user], b"Subject: note to self\r\n\r\nsame password\r\n")
+        wait_for(lambda: d.new_files(user), 15, what="delivery")
+        (m,) = d.imap_messages(user)
+        assert m.endswith(b"\r\n\r\nsame password\r\n")
+    finally:
+        d.stop()
+
+
+def test_documented_configuration_is_valid(tmp_path):
+    """The carrier configuration in docs/mailboxes.md passes `carrier check-config` (with its
+    paths pointed at files that exist here)."""
+    import re as _re
+    import subprocess
+    from conftest import CARRIER_BIN, REPO
+    doc = (REPO / "docs" / "mailboxes.md").read_text()
+    block = doc.split("### carrier", 1)[1].split("```toml", 1)[1].split("```", 1)[0]
+    key, cert = tmp_path / "k.pem", tmp_path / "c.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=mx.example.org"], check=True, capture_output=True)
+    pw = tmp_path / "passwd"
+    pw.write_text("")
+    block = (block.replace("/etc/letsencrypt/live/mx.example.org/fullchain.pem", str(cert))
+                  .replace("/etc/letsencrypt/live/mx.example.org/privkey.pem", str(key))
+                  .replace("/etc/carrier/passwd", str(pw))
+                  .replace("/var/lib/carrier", str(tmp_path / "data"))
+                  .replace('"/var/mail"', f'"{tmp_path / "mail"}"'))
+    assert not _re.search(r'"/(etc|var)/', block), block
+    f = tmp_path / "carrier.toml"
+    f.write_text(block)
+    r = subprocess.run([str(CARRIER_BIN), "check-config", str(f)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
