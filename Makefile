@@ -4,7 +4,7 @@ BUILD_TYPE ?= RelWithDebInfo
 PYTHON ?= /usr/bin/python3
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build run test unit e2e fuzz bench clean
+.PHONY: all deps build run test unit e2e fuzz bench clean install
 
 all: build
 
@@ -46,6 +46,17 @@ bench: build
 	./bench/accept.sh
 	./bench/relay.sh
 	BUILD_DIR=$(BUILD) ./bench/tls.sh
+
+# Installs the binary as PREFIX/sbin/carrier with PREFIX/sbin/sendmail pointing at it (programs
+# that send mail through /usr/sbin/sendmail then hand it to carrier), and the example
+# configuration as /etc/carrier/carrier.toml.example. DESTDIR for staging.
+PREFIX ?= /usr
+install: $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS) --target carrier
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)/etc/carrier
+	install -m 0755 $(BUILD)/carrier $(DESTDIR)$(PREFIX)/sbin/carrier
+	ln -sf carrier $(DESTDIR)$(PREFIX)/sbin/sendmail
+	install -m 0644 contrib/carrier.toml $(DESTDIR)/etc/carrier/carrier.toml.example
 
 clean:
 	rm -rf $(BUILD) build-fuzz
