@@ -154,6 +154,7 @@ class Loader {
   void virtuals(const toml::node& n);
   void virtual_domain(const toml::table& t);
   void auth(const toml::table& t);
+  void admin(const toml::table& t);
   std::optional<CertPair> cert_pair(const toml::table& t, const std::string& ctx);
   void resolve_aliases();
 
@@ -378,6 +379,8 @@ void Loader::server(const toml::table& t) {
       if (auto d = get_duration(v, ctx, 0s, 24h * 365)) c_.delay_warning = *d;
     } else if (key == "max_bounces_per_minute") {
       if (auto i = get_int(v, ctx, 1, 100000)) c_.max_bounces_per_minute = static_cast<int>(*i);
+    } else if (key == "trace_retention") {
+      if (auto d = get_duration(v, ctx, 3600s, 365 * 24h)) c_.trace_retention = *d;
     } else {
       unknown_key(k, sec);
     }
@@ -872,6 +875,41 @@ void Loader::tls(const toml::table& t) {
   }
 }
 
+void Loader::admin(const toml::table& t) {
+  for (auto&& [k, v] : t) {
+    const std::string key(k.str());
+    const std::string ctx = "[admin] " + key;
+    if (key == "listen") {
+      auto str = get_string(v, ctx);
+      if (!str) continue;
+      std::string why;
+      auto hp = parse_host_port(*str, why);
+      if (!hp) {
+        error(v, ctx, "invalid address \"" + *str + "\": " + why);
+        continue;
+      }
+      auto ip = syntax::canonical_ip(hp->first).value_or("");
+      if (ip.rfind("127.", 0) != 0 && ip != "::1") {
+        error(v, ctx, "must be a loopback address (127.0.0.0/8 or [::1]), got \"" + *str + "\"");
+        continue;
+      }
+      c_.admin_listen = *str;
+    } else if (key == "token") {
+      auto str = get_string(v, ctx);
+      if (!str) continue;
+      if (str->size() < 16) {
+        error(v, ctx, "must be at least 16 characters");
+        continue;
+      }
+      c_.admin_token = *str;
+    } else {
+      unknown_key(k, "[admin]");
+    }
+  }
+  if (!c_.admin_listen.empty() && c_.admin_token.empty())
+    error(t.source(), "[admin]: listen needs a token (16 characters or more)");
+}
+
 void Loader::auth(const toml::table& t) {
   const std::string sec = "[auth]";
   for (auto&& [k, v] : t) {
@@ -1120,10 +1158,12 @@ std::optional<Config> Loader::run(std::string_view text) {
       if (const auto* t = get_table(v, "[tls]")) tls(*t);
     } else if (key == "auth") {
       if (const auto* t = get_table(v, "[auth]")) auth(*t);
+    } else if (key == "admin") {
+      if (const auto* t = get_table(v, "[admin]")) admin(*t);
     } else if (v.is_table() || v.is_array_of_tables()) {
       error(k.source(), "unknown section [" + key +
                             "] (known: [server], [[listener]], [limits], [local], [relay], "
-                            "[[route]], [dns], [tls], [auth], [[virtual]])");
+                            "[[route]], [dns], [tls], [auth], [[virtual]], [admin])");
     } else {
       error(k.source(), "unknown key '" + key + "' at top level (keys belong in a [section])");
     }

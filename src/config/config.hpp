@@ -113,6 +113,7 @@ struct Config {
   std::chrono::seconds max_queue_lifetime{5 * 24 * 3600};  // then bounced (4.4.7)
   std::chrono::seconds delay_warning{4 * 3600};  // one delay DSN after this; 0: none
   int max_bounces_per_minute = 60;               // DSNs generated per minute at most
+  std::chrono::seconds trace_retention{7 * 24 * 3600};  // carrier queue trace history
   std::vector<Listener> listeners;        // [[listener]]; default one on 127.0.0.1:2525
   Limits limits;                          // [limits]
 
@@ -150,6 +151,10 @@ struct Config {
   int auth_max_failures = 5;
   std::chrono::seconds auth_failure_window{900};
   bool auth_received_user = false;
+
+  // [admin] the operator API: always DATA_DIR/admin.sock; optionally loopback TCP + token
+  std::string admin_listen;   // "127.0.0.1:9926"; "" none
+  std::string admin_token;    // required with admin_listen
 
   // [dns]
   std::string dns_upstream;   // "127.0.0.1@5353" forwarder; empty: /etc/resolv.conf

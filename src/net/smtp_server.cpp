@@ -442,10 +442,21 @@ asio::awaitable<void> Connection::commit() {
       asio::use_awaitable);
   writer_.reset();
   if (r) {
+    // For the trace journal: who sent it and how (before the session forgets the envelope).
+    std::string info;
+    if (srv_->ctx.on_queued) {
+      const auto& env = session_.envelope();
+      const auto& cl = session_.client();
+      info = "received from " + (env.helo.empty() ? std::string("unknown") : env.helo) + " [" +
+             cl.ip + "] with " + env.protocol + " from=<" + env.sender.str() + "> nrcpt=" +
+             std::to_string(env.recipients.size()) + " size=" + std::to_string(report_.size);
+      if (!cl.tls_info.empty()) info += " tls=(" + cl.tls_info + ")";
+      if (!cl.auth_user.empty()) info += " auth=" + cl.auth_user;
+    }
     session_.on_committed(r.value());
     ++srv_->stats.messages_accepted;
     log_events();
-    if (srv_->ctx.on_queued) srv_->ctx.on_queued(r.value());
+    if (srv_->ctx.on_queued) srv_->ctx.on_queued(r.value(), info);
   } else {
     spdlog::error("conn={} spool commit: {}", id_, r.error().message);
     session_.on_commit_failed(r.error().no_space());

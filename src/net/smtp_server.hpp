@@ -61,7 +61,8 @@ struct ServerContext {
       authenticate;
   AuthLimits auth;
   // Called on the I/O thread after a message was committed and acknowledged.
-  std::function<void(const std::string& queue_id)> on_queued;
+  // info: "received from HELO [IP] with PROTO from=<...> nrcpt=N size=N tls=(...) auth=USER".
+  std::function<void(const std::string& queue_id, const std::string& info)> on_queued;
 };
 
 struct Stats {

@@ -81,7 +81,7 @@ namespace {
 
 // What one attempt at a message came to.
 struct Outcome {
-  enum Kind { Done, Retry, Wait, Forget } kind = Retry;
+  enum Kind { Done, Retry, Wait, Forget, Hold } kind = Retry;
   std::vector<Line> lines;
   std::vector<std::string> relay_waiting;  // addresses waiting for a relay transport
   std::string problem;                      // load failure text (Retry/Forget without lines)
@@ -160,6 +160,114 @@ void Delivery::wake_all() {
   schedule_.clear();
   for (auto& [id, e] : entries_)
     if (e.state == State::Scheduled || e.state == State::Waiting) enqueue_locked(id, e);
+}
+
+namespace {
+constexpr std::string_view kHeldEvent = "held";
+constexpr std::string_view kReleasedEvent = "released";
+// The operator's last word on holding: the later of "held" / "released" in the state file.
+bool held_in(const std::vector<std::string>& events) {
+  for (auto it = events.rbegin(); it != events.rend(); ++it) {
+    if (*it == kHeldEvent) return true;
+    if (*it == kReleasedEvent) return false;
+  }
+  return false;
+}
+}  // namespace
+
+Delivery::ActionResult Delivery::act(std::string_view id, Action a) {
+  std::string trace_text;
+  ActionResult res = ActionResult::Ok;
+  bool remove = false;
+  {
+    std::lock_guard lk(mu_);
+    auto it = entries_.find(id);
+    if (it == entries_.end()) return ActionResult::NotFound;
+    Entry& e = it->second;
+    const std::string key = it->first;
+    auto unschedule = [&] {
+      if (e.state == State::Scheduled) schedule_.erase({e.due, key});
+      if (e.state == State::Queued) run_.erase(std::remove(run_.begin(), run_.end(), key), run_.end());
+    };
+    switch (a) {
+      case Action::Retry:
+        if (e.state == State::Held) return ActionResult::Held;
+        if (e.state == State::Scheduled || e.state == State::Waiting) {
+          unschedule();
+          enqueue_locked(key, e);
+        }
+        trace_text = "retry asked by the operator";
+        break;
+      case Action::Hold:
+        if (e.state == State::Running) {
+          e.hold = true;  // applied when this attempt ends
+        } else if (e.state != State::Held) {
+          unschedule();
+          e.state = State::Held;
+        }
+        if (auto r = spool_.record_event(key, kHeldEvent, true); !r)
+          spdlog::warn("{}: cannot record the hold: {}", key, r.error().message);
+        trace_text = "held by the operator";
+        break;
+      case Action::Release:
+        if (e.state != State::Held && !e.hold) return ActionResult::NotHeld;
+        e.hold = false;
+        if (auto r = spool_.record_event(key, kReleasedEvent, true); !r)
+          spdlog::warn("{}: cannot record the release: {}", key, r.error().message);
+        if (e.state == State::Held) enqueue_locked(key, e);
+        trace_text = "released by the operator";
+        break;
+      case Action::Remove:
+        if (e.state == State::Running) return ActionResult::Busy;
+        unschedule();
+        entries_.erase(it);
+        remove = true;
+        trace_text = "deleted by the operator (no notice to the sender)";
+        break;
+      case Action::Bounce:
+        if (e.state == State::Running) return ActionResult::Busy;
+        if (e.state == State::Held) {
+          if (auto r = spool_.record_event(key, kReleasedEvent, true); !r)
+            spdlog::warn("{}: cannot record the release: {}", key, r.error().message);
+        }
+        unschedule();
+        e.bounce = true;
+        e.hold = false;
+        enqueue_locked(key, e);
+        trace_text = "returned to the sender by the operator";
+        break;
+    }
+  }
+  if (remove) {
+    if (auto r = spool_.remove(id); !r) {
+      spdlog::error("{}: cannot remove from the spool: {}", id, r.error().message);
+      res = ActionResult::Busy;
+    }
+  }
+  spdlog::info("{}: {}", id, trace_text);
+  if (opts_.trace) opts_.trace->append(id, trace_text);
+  return res;
+}
+
+std::vector<QueueItem> Delivery::snapshot() const {
+  std::lock_guard lk(mu_);
+  std::vector<QueueItem> out;
+  out.reserve(entries_.size());
+  for (const auto& [id, e] : entries_) {
+    QueueItem q;
+    q.id = id;
+    switch (e.state) {
+      case State::Queued:
+      case State::Running: q.state = e.hold ? "held" : "active"; break;
+      case State::Scheduled: q.state = "deferred"; q.next_try = e.due; break;
+      case State::Waiting: q.state = "waiting"; break;
+      case State::Held: q.state = "held"; break;
+    }
+    q.attempts = e.attempts;
+    q.last_error = e.last_error;
+    out.push_back(std::move(q));
+  }
+  return out;
 }
 
 void Delivery::poll_due() {
@@ -338,9 +446,14 @@ void Delivery::process(const std::string& id) {
   Outcome out;
   std::vector<Note> notes;
   bool delay_noticed = false;
+  bool bounce = false;
   {
     std::lock_guard lk(mu_);
-    if (auto it = entries_.find(id); it != entries_.end()) delay_noticed = it->second.delay_noticed;
+    if (auto it = entries_.find(id); it != entries_.end()) {
+      delay_noticed = it->second.delay_noticed;
+      bounce = it->second.bounce;
+      it->second.bounce = false;
+    }
   }
   try {
     auto loaded = spool_.load(id);
@@ -352,6 +465,8 @@ void Delivery::process(const std::string& id) {
                      ? Outcome::Forget
                      : Outcome::Retry;
       out.problem = e.message;
+    } else if (!bounce && held_in(loaded->events)) {
+      out.kind = Outcome::Hold;  // held by the operator (also across restarts)
     } else {
       const spool::Stored& msg = *loaded;
       const auto& rcpts = msg.envelope.recipients;
@@ -411,6 +526,19 @@ void Delivery::process(const std::string& id) {
           records.push_back(std::move(rr));
         }
       };
+      if (bounce) {
+        // carrier queue bounce: every open recipient fails now; the notice below tells the
+        // sender (RFC 3464 with the operator's reason).
+        relay.insert(relay.end(), local.begin(), local.end());
+        for (std::size_t idx : relay) {
+          const std::string detail = "5.0.0 returned to the sender by the postmaster";
+          records.push_back(spool::RecipientResult{idx, Status::Failed, detail});
+          out.lines.push_back(Line{idx, who(rcpts[idx]), "none", Status::Failed, detail});
+          done[idx] = true;
+        }
+        relay.clear();
+        local.clear();
+      }
       run(local_, local);
       if (relay_tr) run(*relay_tr, relay);
       else
@@ -554,7 +682,16 @@ void Delivery::process(const std::string& id) {
     if (it != entries_.end()) {
       Entry& e = it->second;
       if (out.delay_noticed) e.delay_noticed = true;
+      for (const auto& l : out.lines)
+        if (l.status == Status::Deferred) e.last_error = l.detail;
+      if (e.hold && out.kind != Outcome::Done && out.kind != Outcome::Forget) {
+        out.kind = Outcome::Hold;  // the operator asked for a hold during this attempt
+        e.hold = false;
+      }
       switch (out.kind) {
+        case Outcome::Hold:
+          e.state = State::Held;
+          break;
         case Outcome::Done:
         case Outcome::Forget:
           entries_.erase(it);
@@ -604,6 +741,16 @@ void Delivery::process(const std::string& id) {
       spdlog::warn("{}: {}; dropped from the queue", id, out.problem);
   }
   if (removed) spdlog::info("{}: removed", id);
+  if (opts_.trace) {
+    for (const auto& l : out.lines)
+      opts_.trace->append(id, fmt::format("{} relay={} delay={:.3f} status={} ({})", l.to,
+                                          l.relay, out.delay, status_word(l.status), l.detail));
+    if (out.kind == Outcome::Retry && !out.lines.empty())
+      opts_.trace->append(id, fmt::format("next try in {}s", next.count()));
+    if (out.kind == Outcome::Hold) opts_.trace->append(id, "held: not delivered until released");
+    for (const auto& n : out.notices) opts_.trace->append(id, "notice to the sender: " + n);
+    if (removed) opts_.trace->append(id, "done: removed from the queue");
+  }
   for (auto& dsn : out.notices) submit(std::move(dsn));
 }
 

@@ -36,6 +36,7 @@
 
 #include "base/clock.hpp"
 #include "queue/bounce.hpp"
+#include "queue/trace.hpp"
 #include "spool/spool.hpp"
 #include "transport/transport.hpp"
 
@@ -64,6 +65,17 @@ struct Options {
   // Routes a notice to the original sender. Unset: every sender is remote (one Relay
   // recipient). Called on delivery threads: must be thread-safe.
   ClassifyFn classify;
+  // The trace journal (carrier queue trace); null: none.
+  TraceLog* trace = nullptr;
+};
+
+// What an operator sees of one message in the queue (carrier queue list / show).
+struct QueueItem {
+  std::string id;
+  std::string state;   // "active" (queued or being delivered), "deferred", "waiting", "held"
+  int attempts = 0;    // deferred attempts so far
+  std::optional<std::chrono::system_clock::time_point> next_try;
+  std::string last_error;  // the last deferral's reason, if any
 };
 
 class Delivery {
@@ -104,14 +116,25 @@ class Delivery {
   // When a scheduled message is due next, by the injected clock; nullopt when not scheduled.
   std::optional<std::chrono::system_clock::time_point> next_try(std::string_view id) const;
 
+  // Operator actions (carrier queue ...). Held messages are not delivered until released; the
+  // hold survives restarts (an event in the message's state file). bounce: every recipient
+  // not yet delivered fails with 5.0.0 and the sender gets a DSN. remove: gone, no DSN.
+  enum class Action { Retry, Hold, Release, Remove, Bounce };
+  enum class ActionResult { Ok, NotFound, Busy, NotHeld, Held };
+  ActionResult act(std::string_view id, Action a);
+  std::vector<QueueItem> snapshot() const;
+
  private:
-  enum class State { Queued, Running, Scheduled, Waiting };
+  enum class State { Queued, Running, Scheduled, Waiting, Held };
   struct Entry {
     State state = State::Queued;
     int attempts = 0;                              // deferred attempts so far
     std::chrono::system_clock::time_point due{};   // when Scheduled
     bool relay_logged = false;                     // "waiting for relay" logged once
     bool delay_noticed = false;                    // a delay notice was considered
+    bool bounce = false;                           // operator: return to sender on next run
+    bool hold = false;                             // operator: hold when this run ends
+    std::string last_error;                        // last deferral reason (for queue show)
   };
   using TimePoint = std::chrono::system_clock::time_point;
   struct Notice;  // one notice to one message's sender (delivery.cpp)

@@ -16,6 +16,7 @@
 #include <mutex>
 
 #include "auth/userdb.hpp"
+#include "admin/admin.hpp"
 #include "net/smtp_server.hpp"
 #include "queue/delivery.hpp"
 #include "session/policy.hpp"
@@ -300,6 +301,9 @@ int serve(const config::Config& cfg) {
     to.push_back(std::move(r));
     return to;
   };
+  // The trace journal (carrier queue trace): spool/trace/, kept for trace_retention.
+  queue::TraceLog trace(cfg.spool_dir / "trace", cfg.trace_retention);
+  qopts.trace = &trace;
   queue::Delivery delivery(spool, local, qopts);
 
   // Relay: SMTP to the next MTA, by [[route]], smarthost or DNS MX.
@@ -349,7 +353,10 @@ int serve(const config::Config& cfg) {
   ctx.limits.max_connections_per_ip = cfg.limits.max_connections_per_ip;
   ctx.limits.command_timeout = cfg.limits.command_timeout;
   ctx.limits.data_timeout = cfg.limits.data_timeout;
-  ctx.on_queued = [&delivery](const std::string& id) { delivery.submit(id); };
+  ctx.on_queued = [&delivery, &trace](const std::string& id, const std::string& info) {
+    trace.append(id, info);
+    delivery.submit(id);
+  };
   ctx.tls = &tls_store;
   // Password checks (crypt(3), slow on purpose) run off the I/O thread.
   asio::thread_pool auth_pool(1);
@@ -375,6 +382,28 @@ int serve(const config::Config& cfg) {
   ctx.auth.max_failures = cfg.auth_max_failures;
   ctx.auth.failure_window = cfg.auth_failure_window;
   net::SmtpServer smtp(io, ctx);
+
+  // The admin API (carrier queue ...): DATA_DIR/admin.sock, and [admin] listen with a token.
+  admin::Context actx;
+  actx.delivery = &delivery;
+  actx.spool = &spool;
+  actx.trace = &trace;
+  actx.token = cfg.admin_token;
+  admin::Server admin_srv(io, actx);
+  if (auto r = admin_srv.listen_unix(cfg.data_dir / "admin.sock"); !r) {
+    spdlog::critical("{}", r.error().message);
+    return 1;
+  }
+  if (!cfg.admin_listen.empty()) {
+    auto hp = config::parse_host_port(cfg.admin_listen);
+    auto r = hp ? admin_srv.listen_tcp(hp->first, hp->second)
+                : Result<std::string>(Error{"bad [admin] listen"});
+    if (!r) {
+      spdlog::critical("{}", r.error().message);
+      return 1;
+    }
+    std::printf("carrier: admin API on %s\n", r.value().c_str());
+  }
 
   std::vector<net::ListenerSpec> specs;
   for (std::size_t i = 0; i < cfg.listeners.size(); ++i) {
@@ -503,6 +532,7 @@ int serve(const config::Config& cfg) {
   });
   io.run();
   hup.cancel();
+  admin_srv.stop();
   map_timer.cancel();
   auth_pool.join();
   relay.stop();  // deliveries waiting on the network (DNS, a slow peer) end deferred now

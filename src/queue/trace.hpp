@@ -1,0 +1,45 @@
+// carrier queue: the message trace journal. One line per event in the life of a message —
+// received (client, TLS, AUTH, size), each delivery attempt per recipient (transport, remote
+// host and reply, time taken, status), notices, removal — appended to a journal file per day
+// under SPOOL/trace/ (text: "<unix_ms> <queue id> <event>"), kept for `retention` after the
+// day ends. `carrier queue trace ID` reads it back. Appends are one write(2) each on an
+// O_APPEND descriptor (no fsync: a trace is for people, the spool state is what must
+// survive). Thread-safe. Event texts come from carrier's own code; CR/LF are replaced.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace carrier::queue {
+
+class TraceLog {
+ public:
+  TraceLog(std::filesystem::path dir, std::chrono::seconds retention);
+  ~TraceLog();
+  TraceLog(const TraceLog&) = delete;
+  TraceLog& operator=(const TraceLog&) = delete;
+
+  void append(std::string_view id, std::string_view event);
+  struct Event {
+    std::int64_t unix_ms = 0;
+    std::string text;
+  };
+  // Every event of `id`, oldest first (at most max_events).
+  std::vector<Event> read(std::string_view id, std::size_t max_events = 10000) const;
+  // Removes journal files older than the retention (called on each new day, and at start).
+  void prune();
+
+ private:
+  void open_for(std::int64_t day);
+  std::filesystem::path dir_;
+  std::chrono::seconds retention_;
+  mutable std::mutex mu_;
+  int fd_ = -1;
+  std::int64_t day_ = -1;
+};
+
+}  // namespace carrier::queue
