@@ -11,6 +11,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "app/sendmail.hpp"
 #include "auth/password.hpp"
 #include "config/config.hpp"
 #include "server/server.hpp"
@@ -109,6 +110,8 @@ int cmd_reload(const std::string& file, const std::string& data_dir) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // `carrier sendmail ...` or run as "sendmail": sendmail(8) options, not CLI11 ones.
+  if (int rc = carrier::app::sendmail_dispatch(argc, argv); rc >= 0) return rc;
   CLI::App app{"carrier — a mail transfer agent: receives mail over SMTP, stores it durably, "
                "delivers it to Maildir mailboxes and relays it to other MTAs."};
   app.set_version_flag("--version", std::string("carrier ") + CARRIER_VERSION);
