@@ -12,6 +12,8 @@
 #include <iostream>
 
 #include "app/sendmail.hpp"
+#include "admin/admin.hpp"
+#include "app/queue_cmd.hpp"
 #include "auth/password.hpp"
 #include "config/config.hpp"
 #include "server/server.hpp"
@@ -86,24 +88,26 @@ std::optional<carrier::config::Config> load_config(const std::string& file, cons
   return cfg;
 }
 
-// `carrier reload`: SIGHUP to the daemon whose pid file is in the data directory.
+// `carrier reload`: asks the running daemon (admin socket) to read its configuration again.
+// The daemon validates it in full first; errors come back as file:line and nothing changes.
 int cmd_reload(const std::string& file, const std::string& data_dir) {
   auto cfg = load_config(file, data_dir);
-  if (!cfg) return 1;
-  const auto pid_file = cfg->data_dir / "carrier.pid";
-  std::ifstream in(pid_file);
-  long pid = 0;
-  if (!(in >> pid) || pid <= 1) {
-    std::cerr << "carrier reload: carrier is not running (no pid in " << pid_file.string() << ")\n";
+  if (!cfg) {  // the daemon would refuse it too: it validates the same way
+    std::cerr << "carrier reload: the configuration was not applied; the running one stays\n";
     return 1;
   }
-  if (::kill(static_cast<pid_t>(pid), SIGHUP) != 0) {
-    std::cerr << "carrier reload: cannot signal pid " << pid << " (" << pid_file.string()
-              << "): " << std::strerror(errno) << "\n";
+  const auto sock = cfg->data_dir / "admin.sock";
+  auto r = carrier::admin::call(sock, nlohmann::json{{"cmd", "reload"}});
+  if (!r) {
+    std::cerr << "carrier reload: " << r.error().message << "\n";
+    return 69;  // EX_UNAVAILABLE
+  }
+  if (!r.value().value("ok", false)) {
+    std::cerr << r.value().value("error", std::string("reload failed")) << "\n"
+              << "carrier reload: the configuration was not applied; the running one stays\n";
     return 1;
   }
-  std::cout << "carrier reload: asked pid " << pid
-            << " to reload its certificates and password file (see its log)\n";
+  std::cout << "carrier reload: done (see the daemon's log for what changed)\n";
   return 0;
 }
 
@@ -138,10 +142,12 @@ int main(int argc, char** argv) {
                 "terminal without echo, or one line from standard input)");
   passwd->add_option("user", passwd_user, "Print a whole line USER:HASH");
 
+  carrier::app::QueueCli* queue_cli = carrier::app::add_queue_commands(app);
+
   std::string reload_config, reload_data;
   auto* reload = app.add_subcommand(
-      "reload", "Make the running carrier re-read its TLS certificates and password file "
-                "(same as SIGHUP); sessions in progress go on");
+      "reload", "Make the running carrier read its configuration again (validated first; "
+                "same as SIGHUP); sessions in progress go on");
   reload->add_option("-c,--config", reload_config, "The configuration the daemon runs with")
       ->check(CLI::ExistingFile);
   reload->add_option("-d,--data-dir", reload_data, "Its data directory (holds carrier.pid)");
@@ -151,6 +157,7 @@ int main(int argc, char** argv) {
   using namespace carrier;
   if (*passwd) return cmd_passwd(passwd_user);
   if (*reload) return cmd_reload(reload_config, reload_data);
+  if (int rc = carrier::app::run_queue(queue_cli); rc >= 0) return rc;
   if (*check) {
     std::vector<config::Diagnostic> diags;
     auto cfg = config::load_file(check_file, diags);

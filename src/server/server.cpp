@@ -16,6 +16,7 @@
 #include <mutex>
 
 #include "auth/userdb.hpp"
+#include "base/sd_notify.hpp"
 #include "admin/admin.hpp"
 #include "net/smtp_server.hpp"
 #include "queue/delivery.hpp"
@@ -384,11 +385,13 @@ int serve(const config::Config& cfg) {
   net::SmtpServer smtp(io, ctx);
 
   // The admin API (carrier queue ...): DATA_DIR/admin.sock, and [admin] listen with a token.
+  std::function<std::string()> actx_reload;  // set below, once everything it touches exists
   admin::Context actx;
   actx.delivery = &delivery;
   actx.spool = &spool;
   actx.trace = &trace;
   actx.token = cfg.admin_token;
+  actx.reload = [&actx_reload] { return actx_reload ? actx_reload() : std::string("not ready"); };
   admin::Server admin_srv(io, actx);
   if (auto r = admin_srv.listen_unix(cfg.data_dir / "admin.sock"); !r) {
     spdlog::critical("{}", r.error().message);
@@ -465,32 +468,83 @@ int serve(const config::Config& cfg) {
     pf << ::getpid() << "\n";
   }
 
-  // SIGHUP: certificates and the password file are read again. Sessions in progress keep
-  // what they started with; a file that fails to load leaves the old one in place.
+  // Reload (SIGHUP, or `carrier reload` through the admin API): the configuration file is read
+  // and validated in full first; one that does not validate is never applied (the errors go
+  // to the log and back to `carrier reload`). A valid one replaces, without dropping any
+  // session: the recipient policy (local and hosted domains, mailboxes, aliases, trusted
+  // networks, map files), the certificates and the password file. Settings that need a
+  // restart (listeners, directories, limits, relay and delivery settings) are named in the log.
+  config::Config current = cfg;
+  auto reload_all = [&]() -> std::string {
+    sd_notify("RELOADING=1");
+    spdlog::info("reload: reading {}", current.source ? current.source->string() : "(built-in configuration)");
+    config::Config next = current;
+    if (current.source) {
+      std::vector<config::Diagnostic> diags;
+      auto loaded = config::load_file(*current.source, diags);
+      if (loaded) {
+        next = std::move(*loaded);
+        // What the command line fixed stays (--data-dir, --listen).
+        next.data_dir = current.data_dir;
+        next.spool_dir = current.spool_dir;
+        next.mail_dir = current.mail_dir;
+        next.listeners = current.listeners;
+        diags = config::validate_runtime(next);
+        auto more = check_files(next);
+        diags.insert(diags.end(), more.begin(), more.end());
+      }
+      if (!diags.empty()) {
+        std::string errs;
+        for (const auto& d : diags) {
+          spdlog::error("reload: {}", d.str());
+          errs += (errs.empty() ? "" : "\n") + d.str();
+        }
+        spdlog::error("reload: configuration not valid; the running one stays in force");
+        sd_notify("READY=1");
+        return errs;
+      }
+    }
+    std::vector<std::string> restart;
+    if (next.hostname != current.hostname) restart.push_back("[server] hostname");
+    if (next.routes.size() != current.routes.size() || next.smarthost.has_value() != current.smarthost.has_value())
+      restart.push_back("[[route]] / smarthost");
+    if (next.limits.max_message_size != current.limits.max_message_size ||
+        next.limits.max_connections != current.limits.max_connections)
+      restart.push_back("[limits]");
+    if (next.local_delivery.method != current.local_delivery.method) restart.push_back("[local] delivery");
+    if (config::tls_wanted(next)) {
+      if (auto t = load_server_tls(next, false)) {
+        tls_store.replace(std::move(t).value());
+        spdlog::info("reload: certificates loaded");
+      } else {
+        spdlog::error("reload: certificates not reloaded, keeping the current ones: {}", t.error().message);
+      }
+    }
+    if (auto db = load_users(next)) {
+      users.replace(std::move(db).value());
+      if (!next.auth_password_file.empty())
+        spdlog::info("reload: {} loaded ({} user(s))", next.auth_password_file.string(),
+                     users.get() ? users.get()->size() : 0);
+    } else {
+      spdlog::error("reload: users not reloaded, keeping the current ones: {}", db.error().message);
+    }
+    live = next;
+    reload_maps(live, true);
+    policy.replace(std::make_shared<const session::LocalPolicy>(policy_data(live)));
+    current = std::move(next);
+    for (const auto& r : restart) spdlog::warn("reload: {} changed; it takes effect at the next restart", r);
+    spdlog::info("reload: done");
+    sd_notify("READY=1");
+    return std::string();
+  };
+  actx_reload = reload_all;
+
   asio::signal_set hup(io, SIGHUP);
   std::function<void()> on_hup = [&] {
     hup.async_wait([&](const asio::error_code& e, int) {
       if (e) return;
-      spdlog::info("SIGHUP: reloading certificates, users and map files");
-      if (config::tls_wanted(cfg)) {
-        if (auto t = load_server_tls(cfg, false)) {
-          tls_store.replace(std::move(t).value());
-          spdlog::info("tls: certificates reloaded");
-        } else {
-          spdlog::error("tls: reload failed, keeping the current certificates: {}",
-                        t.error().message);
-        }
-      }
-      if (reload_maps(live, true))
-        policy.replace(std::make_shared<const session::LocalPolicy>(policy_data(live)));
-      if (auto db = load_users(cfg)) {
-        users.replace(std::move(db).value());
-        if (!cfg.auth_password_file.empty())
-          spdlog::info("auth: {} reloaded ({} user(s))", cfg.auth_password_file.string(),
-                       users.get() ? users.get()->size() : 0);
-      } else {
-        spdlog::error("auth: reload failed, keeping the current users: {}", db.error().message);
-      }
+      spdlog::info("SIGHUP: reloading");
+      reload_all();
       on_hup();
     });
   };
@@ -512,6 +566,7 @@ int serve(const config::Config& cfg) {
   asio::signal_set signals(io, SIGTERM, SIGINT);
   signals.async_wait([&](const asio::error_code& e, int sig) {
     if (e) return;
+    sd_notify("STOPPING=1");
     spdlog::info("signal {}: stopping (no new connections; transactions in progress may finish)",
                  sig);
     smtp.stop_accepting();
@@ -530,6 +585,7 @@ int serve(const config::Config& cfg) {
     };
     (*tick)();
   });
+  sd_notify("READY=1");
   io.run();
   hup.cancel();
   admin_srv.stop();
