@@ -84,7 +84,7 @@ void print_list(const json& r) {
       std::printf("%-13s %s\n", "", m["last_error"].get<std::string>().substr(0, 200).c_str());
   }
   std::printf("%zu message(s)%s\n", static_cast<std::size_t>(r.value("total", 0)),
-              r.value("total", 0) > ms.size() ? " (first ones shown)" : "");
+              r.value("total", std::size_t{0}) > ms.size() ? " (first ones shown)" : "");
 }
 
 }  // namespace

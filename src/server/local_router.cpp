@@ -84,6 +84,15 @@ std::vector<transport::Result> LocalRouter::deliver(const transport::Request& re
   std::map<std::pair<transport::Transport*, bool>, std::vector<std::size_t>> groups;
   for (std::size_t i : req.recipients) {
     if (i >= rcpts.size()) continue;
+    if (!rcpts[i].mailbox.empty() && rcpts[i].mailbox.front() == '!') {
+      // Refused by the policy when imported from the pickup directory: "!CODE X.Y.Z text".
+      const std::string& why = rcpts[i].mailbox;
+      const auto sp = why.find(' ');
+      out.push_back(transport::Result{i, Status::Failed,
+                                      sp == std::string::npos ? "5.1.1 recipient refused"
+                                                              : why.substr(sp + 1)});
+      continue;
+    }
     Target t = target_for(rcpts[i]);
     if (!t.transport) {
       // The domain is no longer hosted here (configuration changed while it was queued).

@@ -3,6 +3,8 @@
 // Maildir, LMTP (RFC 2033, e.g. Dovecot) or a pipe to a command. Virtual mailboxes are named
 // "name@domain"; Maildir keeps them in mail_dir/DOMAIN/NAME/, LMTP gets RCPT TO:<name@domain>.
 // No protocol logic here: it groups recipients, calls transports, merges their results.
+// A mailbox "!CODE X.Y.Z text" is a recipient the policy refused after the message was
+// accepted (carrier sendmail): it fails with that reply, so the sender gets a DSN.
 #pragma once
 #include <map>
 #include <memory>

@@ -3,6 +3,8 @@
 // listens, and runs the I/O loop until SIGTERM/SIGINT. Holds no protocol logic.
 #include "server/server.hpp"
 #include "server/local_router.hpp"
+#include "server/pickup_import.hpp"
+#include "spool/pickup.hpp"
 
 #include <pwd.h>
 #include <signal.h>
@@ -420,6 +422,15 @@ int serve(const config::Config& cfg) {
   }
   delivery.start();  // delivers what an earlier run left in the spool
 
+  // What `carrier sendmail` wrote (also while carrier was not running).
+  auto pickup = spool::Pickup::open(spool::PickupOptions{cfg.data_dir / "pickup"});
+  if (!pickup) {
+    spdlog::critical("pickup: {}", pickup.error().message);
+    return 1;
+  }
+  PickupImport pickup_import(std::move(pickup).value(), spool, policy, delivery, &trace, cfg.hostname);
+  pickup_import.start();
+
   for (std::size_t i = 0; i < bound->size(); ++i)
     std::printf("carrier: listening on %s (%s)\n", (*bound)[i].c_str(), specs[i].name.c_str());
   const std::string first = bound->front();
@@ -591,6 +602,7 @@ int serve(const config::Config& cfg) {
   admin_srv.stop();
   map_timer.cancel();
   auth_pool.join();
+  pickup_import.stop();
   relay.stop();  // deliveries waiting on the network (DNS, a slow peer) end deferred now
   delivery.stop();
   fs::remove(pid_file, ec);

@@ -6,6 +6,7 @@ delivered). Everything on 127.0.0.1."""
 from __future__ import annotations
 
 import email
+import subprocess
 import re
 import smtplib
 import ssl
@@ -280,3 +281,61 @@ def test_documented_configuration_is_valid(tmp_path):
     f.write_text(block)
     r = subprocess.run([str(CARRIER_BIN), "check-config", str(f)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def sendmail(c, *args, stdin: bytes) -> subprocess.CompletedProcess:
+    from conftest import CARRIER_BIN
+    return subprocess.run([str(CARRIER_BIN), "sendmail", "-C", str(c.config_path), *args],
+                          input=stdin, capture_output=True, timeout=30)
+
+
+def test_sendmail_while_running_and_while_stopped_read_back_over_imap(carrier_factory, dovecot):
+    """`carrier sendmail` hands the message to the daemon through the durable pickup directory:
+    delivered at once while carrier runs; written and kept while it is stopped, delivered when
+    it starts. -t takes the recipients from To/Cc/Bcc and removes Bcc:."""
+    c = mailbox_carrier(carrier_factory, dovecot)
+    body = (b"From: Sender <sender@localhost>\nTo: alice@example.org\nBcc: bob@example.org\n"
+            b"Subject: via sendmail\n\n.line with a dot\nend\n")
+    r = sendmail(c, "-t", "-i", "-f", "sender@localhost", stdin=body)
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: dovecot.new_files("alice@example.org") and dovecot.new_files("bob@example.org"),
+             15, what="sendmail -t delivery to alice and bob")
+    for u in ("alice@example.org", "bob@example.org"):
+        (m,) = dovecot.imap_messages(u)
+        assert b"Bcc:" not in m, "Bcc: must be removed"
+        assert b"Subject: via sendmail\r\n" in m
+        assert m.endswith(b"\r\n\r\n.line with a dot\r\nend\r\n")
+        assert b"(carrier sendmail, uid " in m
+    # Stopped: the message waits in the pickup directory, then is delivered.
+    assert c.stop() == 0
+    r = sendmail(c, "carol@example.net", stdin=b"Subject: while down\n\nqueued\n")
+    assert r.returncode == 0, r.stderr
+    assert list((c.data_dir / "pickup").glob("[0-9]*")), "the message must be in pickup/"
+    c3 = carrier_factory(data_dir=c.data_dir, **{k: v for k, v in c.sections.items() if k != "server"},
+                         server=c.sections["server"])
+    wait_for(lambda: dovecot.new_files("carol@example.net"), 15, what="delivery after the start")
+    (m,) = dovecot.imap_messages("carol@example.net")
+    assert b"Subject: while down\r\n" in m and m.endswith(b"\r\n\r\nqueued\r\n")
+    assert not list((c.data_dir / "pickup").glob("[0-9]*")), "imported files are removed"
+    # An unknown local recipient: accepted by sendmail, then bounced to the sender.
+    r = sendmail(c3, "-f", "demo@localhost", "nobody@example.org", stdin=b"Subject: x\n\ny\n")
+    assert r.returncode == 0
+    demo_new = dovecot.dir / "mail" / "demo" / "new"
+    wait_for(lambda: demo_new.is_dir() and any(demo_new.iterdir()), 15, what="the bounce")
+    dsn = next(demo_new.iterdir()).read_bytes()
+    assert b"nobody@example.org" in dsn and b"5.1.1" in dsn
+
+
+def test_sendmail_exit_codes_and_bs(carrier_factory, dovecot):
+    c = mailbox_carrier(carrier_factory, dovecot)
+    assert sendmail(c, stdin=b"Subject: no recipients\n\nx\n").returncode == 64  # EX_USAGE
+    assert sendmail(c, "not an address@", stdin=b"x\n").returncode in (64, 65, 67)
+    bs = (b"HELO me\r\nMAIL FROM:<sender@localhost>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n"
+          b"Subject: bs\r\n\r\nover -bs\r\n.\r\nQUIT\r\n")
+    r = sendmail(c, "-bs", stdin=bs)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode()
+    assert out.startswith("220 ") and "\r\n250 " in out and "\r\n221 " in out, out
+    wait_for(lambda: dovecot.new_files("bob@example.org"), 15, what="the -bs message")
+    (m,) = dovecot.imap_messages("bob@example.org")
+    assert m.endswith(b"\r\n\r\nover -bs\r\n")
