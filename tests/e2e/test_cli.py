@@ -237,3 +237,20 @@ def test_sigterm_lets_a_transaction_in_progress_finish(carrier):
                      for m in carrier.messages("demo"))
     in_queue = any(qid in p.name for p in carrier.queue_files())
     assert in_maildir or in_queue, "the acknowledged message is neither delivered nor queued"
+
+
+def test_make_install_puts_a_working_sendmail_symlink(tmp_path, carrier):
+    """`make install` installs carrier and PREFIX/sbin/sendmail -> carrier; run under that name
+    it behaves as sendmail(8) (issue 6)."""
+    import subprocess
+    from conftest import CARRIER_BIN, REPO
+    dest = tmp_path / "root"
+    r = subprocess.run(["make", "-s", "install", f"DESTDIR={dest}", f"BUILD={CARRIER_BIN.parent}"],
+                       cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    link = dest / "usr" / "sbin" / "sendmail"
+    assert link.is_symlink() and link.resolve() == (dest / "usr" / "sbin" / "carrier").resolve()
+    assert (dest / "etc" / "carrier" / "carrier.toml.example").is_file()
+    r = subprocess.run([str(link), "-C", str(carrier.config_path), "-bs"], input=b"QUIT\r\n",
+                       capture_output=True, timeout=30)
+    assert r.returncode == 0 and r.stdout.startswith(b"220 ") and b"221 " in r.stdout, r
