@@ -1,5 +1,5 @@
-// carrier DNS: pure rules from DNS answers to MX/address results (RFC 5321 5.1, RFC 7505 3,
-// RFC 1035 4.1.1). Handles UNTRUSTED input (RDATA) through rdata.cpp; no I/O.
+// carrier DNS: pure rules from DNS answers to MX/address/TXT/PTR results (RFC 5321 5.1,
+// RFC 7505 3, RFC 1035 4.1.1, 3.3.12, 3.3.14). Handles UNTRUSTED input (RDATA) through rdata.cpp; no I/O.
 #include "dns/answer.hpp"
 
 #include <algorithm>
@@ -161,6 +161,57 @@ void finish_mx(MxResult& r) {
       r.error = (r.implicit ? "no MX and no address record: " : "no MX host has an address: ") + why;
     }
   }
+}
+
+namespace {
+
+// The common part of TXT and PTR: status and error from the answer kind.
+template <class R>
+bool classify_single(R& r, std::string_view type, std::string_view name, const Answer& a) {
+  switch (a.kind) {
+    case Answer::Kind::Data:
+      return true;
+    case Answer::Kind::NoData:
+      r.status = Status::NotFound;
+      r.error = std::string(name) + " has no " + std::string(type) + " records";
+      return false;
+    case Answer::Kind::NxDomain:
+      r.status = Status::NotFound;
+      r.error = std::string(name) + " does not exist (NXDOMAIN)";
+      return false;
+    case Answer::Kind::TempFail:
+      break;
+  }
+  r.status = Status::TempFail;
+  r.error = std::string(type) + " lookup of " + std::string(name) + " failed: " + a.error;
+  return false;
+}
+
+}  // namespace
+
+TxtResult make_txt_result(std::string_view name, const Answer& a) {
+  TxtResult r;
+  if (!classify_single(r, "TXT", name, a)) return r;
+  for (const auto& rd : a.rdata) {
+    if (r.records.size() >= kMaxTxtRecords) break;
+    if (auto t = parse_txt_rdata(rd)) r.records.push_back(std::move(*t));
+  }
+  r.status = r.records.empty() ? Status::NotFound : Status::Ok;
+  if (r.records.empty()) r.error = std::string(name) + ": no well-formed TXT record";
+  return r;
+}
+
+PtrResult make_ptr_result(std::string_view name, const Answer& a) {
+  PtrResult r;
+  if (!classify_single(r, "PTR", name, a)) return r;
+  for (const auto& rd : a.rdata) {
+    if (r.names.size() >= kMaxPtrNames) break;
+    auto n = parse_ptr_rdata(rd);
+    if (n && std::find(r.names.begin(), r.names.end(), *n) == r.names.end()) r.names.push_back(std::move(*n));
+  }
+  r.status = r.names.empty() ? Status::NotFound : Status::Ok;
+  if (r.names.empty()) r.error = std::string(name) + ": no well-formed PTR record";
+  return r;
 }
 
 }  // namespace carrier::dns

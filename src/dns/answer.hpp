@@ -17,6 +17,8 @@ namespace carrier::dns {
 
 inline constexpr std::size_t kMaxMxHosts = 16;     // hosts kept from one MX RRset (bounded work)
 inline constexpr std::size_t kMaxAddresses = 16;   // addresses kept per host
+inline constexpr std::size_t kMaxTxtRecords = 64;  // TXT records kept from one answer
+inline constexpr std::size_t kMaxPtrNames = 16;    // PTR names kept from one answer
 
 // One DNS query's outcome, reduced to what the rules need.
 struct Answer {
@@ -63,5 +65,13 @@ AddrResult combine_addresses(std::string_view host, const Answer* a, const Answe
 // retries later); else NotFound ("no MX host has an address", permanent). Sets r.error when not
 // Ok. Does not touch NullMx results.
 void finish_mx(MxResult& r);
+
+// A TXT answer for `name` -> TxtResult: Data -> Ok with every well-formed record (malformed RDATA
+// skipped; none left -> NotFound), at most kMaxTxtRecords, in answer order; NoData / NxDomain
+// -> NotFound; TempFail -> TempFail. error says which (empty when Ok).
+TxtResult make_txt_result(std::string_view name, const Answer& a);
+// A PTR answer for `name` (the in-addr.arpa / ip6.arpa name) -> PtrResult, the same way:
+// names lower-cased, duplicates dropped, at most kMaxPtrNames.
+PtrResult make_ptr_result(std::string_view name, const Answer& a);
 
 }  // namespace carrier::dns

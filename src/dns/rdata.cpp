@@ -1,5 +1,5 @@
-// carrier DNS: pure RDATA parsers and domain name checks (RFC 1035 2.3.4, 3.3.9, 3.4.1;
-// RFC 3596 2.2; RFC 7505 3; RFC 5321 2.3.5). Handles UNTRUSTED input: every read is bounds
+// carrier DNS: pure RDATA parsers and domain name checks (RFC 1035 2.3.4, 3.3.9, 3.3.12,
+// 3.3.14, 3.4.1, 3.5; RFC 3596 2.2, 2.5; RFC 7505 3; RFC 5321 2.3.5). Handles UNTRUSTED input: every read is bounds
 // checked, nothing throws.
 #include "dns/rdata.hpp"
 
@@ -70,6 +70,49 @@ std::optional<std::string> parse_a_rdata(std::string_view rdata) {
 std::optional<std::string> parse_aaaa_rdata(std::string_view rdata) {
   if (rdata.size() != 16) return std::nullopt;
   return ntop(AF_INET6, rdata);
+}
+
+std::optional<std::string> parse_txt_rdata(std::string_view rdata) {
+  if (rdata.empty()) return std::nullopt;
+  std::string out;
+  std::size_t pos = 0;
+  while (pos < rdata.size()) {
+    const auto len = static_cast<unsigned char>(rdata[pos++]);
+    if (rdata.size() - pos < len) return std::nullopt;
+    out.append(rdata.substr(pos, len));
+    pos += len;
+  }
+  return out;
+}
+
+std::optional<std::string> parse_ptr_rdata(std::string_view rdata) {
+  auto name = parse_wire_name(rdata);
+  if (!name || *name == ".") return std::nullopt;
+  return name;
+}
+
+Result<std::string> reverse_name(std::string_view ip) {
+  // inet_pton needs a NUL-terminated string; anything longer than an IPv6 literal is not one.
+  if (ip.empty() || ip.size() >= INET6_ADDRSTRLEN || ip.find('\0') != std::string_view::npos) return Error{"not an IP address: \"" + std::string(ip.substr(0, 64)) + "\""};
+  const std::string text(ip);
+  unsigned char bytes[16];
+  static constexpr char kHex[] = "0123456789abcdef";
+  if (::inet_pton(AF_INET, text.c_str(), bytes) == 1) {
+    std::string out;
+    for (int i = 3; i >= 0; --i) out += std::to_string(bytes[i]) + ".";
+    return out + "in-addr.arpa";
+  }
+  if (::inet_pton(AF_INET6, text.c_str(), bytes) == 1) {
+    std::string out;
+    for (int i = 15; i >= 0; --i) {
+      out.push_back(kHex[bytes[i] & 0x0f]);
+      out.push_back('.');
+      out.push_back(kHex[bytes[i] >> 4]);
+      out.push_back('.');
+    }
+    return out + "ip6.arpa";
+  }
+  return Error{"not an IP address: \"" + text + "\""};
 }
 
 Result<std::string> normalize_domain(std::string_view name) {

@@ -32,6 +32,21 @@ std::optional<std::string> parse_a_rdata(std::string_view rdata);
 // AAAA RDATA (exactly 16 octets) -> RFC 5952 text ("2001:db8::1"); nullopt for any other length.
 std::optional<std::string> parse_aaaa_rdata(std::string_view rdata);
 
+// TXT RDATA (RFC 1035 3.3.14): one or more <character-string>s (a length octet, then that many
+// octets), returned concatenated without separators as RFC 7208 3.3 reads SPF records. The
+// octets are passed through unchanged (they may be anything). nullopt when the RDATA is empty
+// or a length octet runs past the end.
+std::optional<std::string> parse_txt_rdata(std::string_view rdata);
+
+// PTR RDATA (RFC 1035 3.3.12): one uncompressed name, lower-cased, no trailing dot. nullopt on
+// the same malformations as parse_mx_rdata's exchange, and for the root name.
+std::optional<std::string> parse_ptr_rdata(std::string_view rdata);
+
+// The name to query for the PTR of an IP literal: "4.3.2.1.in-addr.arpa" for 1.2.3.4
+// (RFC 1035 3.5), nibbles in reverse under ip6.arpa for IPv6 (RFC 3596 2.5). Error when `ip`
+// is not a plain IPv4 or IPv6 literal (no brackets, no zone index).
+Result<std::string> reverse_name(std::string_view ip);
+
 // A domain to query, as given by a caller (mail domain, MX host): lower-cased, one trailing dot
 // removed. Errors (no query must be made): empty or root only, an empty label, a label over 63
 // octets, a name over 253 characters (255 octets on the wire), a character other than ASCII

@@ -27,7 +27,9 @@ namespace carrier::dns {
 namespace {
 
 constexpr int kTypeA = 1;
+constexpr int kTypePtr = 12;
 constexpr int kTypeMx = 15;
+constexpr int kTypeTxt = 16;
 constexpr int kTypeAaaa = 28;
 constexpr int kClassIn = 1;
 // More records than a 64 KiB DNS message can carry for any of the types we ask for (the
@@ -105,6 +107,8 @@ struct Resolver::Impl : std::enable_shared_from_this<Impl> {
   std::vector<std::pair<std::uint64_t, Answer>> arrived;  // filled by on_ub_answer in ub_process
   std::unordered_map<std::uint64_t, AddrJob> addr_jobs;
   std::unordered_map<std::uint64_t, MxJob> mx_jobs;
+  // TXT / PTR lookups (one query each): how to answer the caller with an Answer.
+  std::unordered_map<std::uint64_t, std::function<void(Answer)>> single_jobs;
   std::uint64_t next_job = 1;
 
   // libunbound's callback: runs inside ub_process (called only by on_readable, on the I/O
@@ -185,6 +189,11 @@ struct Resolver::Impl : std::enable_shared_from_this<Impl> {
     }
     mx_jobs.clear();
     addr_jobs.clear();
+    auto singles = std::move(single_jobs);
+    single_jobs.clear();
+    for (auto& [id, finish] : singles) {
+      if (finish) finish(temp_fail("resolver shut down"));
+    }
   }
 
   // A caller's callback: always posted, never run inside resolver code.
@@ -324,6 +333,37 @@ struct Resolver::Impl : std::enable_shared_from_this<Impl> {
     lookup_addresses(*name, true, std::move(cb));
   }
 
+  // --- TXT and PTR lookups: one query, the answer turned into R by make(name, answer) --------
+  template <class R, class Make>
+  void start_single(Result<std::string> name, int type, std::function<void(R)> cb, Make make) {
+    if (!name || !ctx) {
+      R r;
+      r.status = name ? Status::TempFail : Status::NotFound;
+      r.error = name ? "resolver not initialised" : name.error().message;
+      deliver(std::move(cb), std::move(r));
+      return;
+    }
+    const std::uint64_t id = next_job++;
+    single_jobs[id] = [this, cb = std::move(cb), make, n = *name](Answer a) mutable {
+      deliver(std::move(cb), make(n, a));
+    };
+    query(*name, type, [this, id](Answer a) {
+      auto it = single_jobs.find(id);
+      if (it == single_jobs.end()) return;
+      auto finish = std::move(it->second);
+      single_jobs.erase(it);
+      finish(std::move(a));
+    });
+  }
+  void start_txt(std::string name, std::function<void(TxtResult)> cb) {
+    start_single<TxtResult>(normalize_domain(name), kTypeTxt, std::move(cb),
+                            [](const std::string& n, const Answer& a) { return make_txt_result(n, a); });
+  }
+  void start_ptr(std::string ip, std::function<void(PtrResult)> cb) {
+    start_single<PtrResult>(reverse_name(ip), kTypePtr, std::move(cb),
+                            [](const std::string& n, const Answer& a) { return make_ptr_result(n, a); });
+  }
+
   // --- MX lookups ---------------------------------------------------------------------
   void start_mx(std::string domain, std::function<void(MxResult)> cb) {
     auto name = normalize_domain(domain);
@@ -418,6 +458,28 @@ void Resolver::resolve_addresses(std::string host, std::function<void(AddrResult
   asio::post(impl_->io, [w = std::weak_ptr<Impl>(impl_), h = std::move(host), cb = std::move(cb)]() mutable {
     if (auto self = w.lock()) return self->start_addresses(std::move(h), std::move(cb));
     AddrResult r;
+    r.status = Status::TempFail;
+    r.error = "resolver shut down";
+    if (cb) cb(std::move(r));
+  });
+}
+
+void Resolver::resolve_txt(std::string name, std::function<void(TxtResult)> cb) {
+  ++impl_->n_lookups;
+  asio::post(impl_->io, [w = std::weak_ptr<Impl>(impl_), n = std::move(name), cb = std::move(cb)]() mutable {
+    if (auto self = w.lock()) return self->start_txt(std::move(n), std::move(cb));
+    TxtResult r;
+    r.status = Status::TempFail;
+    r.error = "resolver shut down";
+    if (cb) cb(std::move(r));
+  });
+}
+
+void Resolver::resolve_ptr(std::string ip, std::function<void(PtrResult)> cb) {
+  ++impl_->n_lookups;
+  asio::post(impl_->io, [w = std::weak_ptr<Impl>(impl_), ip = std::move(ip), cb = std::move(cb)]() mutable {
+    if (auto self = w.lock()) return self->start_ptr(std::move(ip), std::move(cb));
+    PtrResult r;
     r.status = Status::TempFail;
     r.error = "resolver shut down";
     if (cb) cb(std::move(r));

@@ -1,8 +1,9 @@
 // carrier DNS: asynchronous MX and address resolution for relaying (RFC 5321 5.1, RFC 7505),
+// plus TXT (RFC 1035 3.3.14, for SPF) and PTR (RFC 1035 3.5, RFC 3596 2.5) lookups,
 // on libunbound (caching stub resolver, asynchronous in its own thread) driven by the caller's
 // Asio io_context. Asio stays out of this header (pimpl): include it where you like.
 //
-// Threads: resolve_mx/resolve_addresses/stats may be called from any thread; the work and every
+// Threads: resolve_mx/resolve_addresses/resolve_txt/resolve_ptr/stats may be called from any thread; the work and every
 // callback run on the io_context's thread (one thread must run that io_context). Callbacks are
 // always posted, never called from inside resolve_*. Destroy the Resolver on that thread (or
 // after the io_context stopped running), and before the io_context itself: lookups still running
@@ -80,8 +81,18 @@ class Resolver {
   // Same name checks as resolve_mx.
   void resolve_addresses(std::string host, std::function<void(AddrResult)> cb);
 
+  // TXT records of `name` (one query; see make_txt_result in dns/answer.hpp). Same name checks
+  // as resolve_mx (NotFound + error without a query); Ok / NotFound / TempFail.
+  void resolve_txt(std::string name, std::function<void(TxtResult)> cb);
+
+  // PTR names of the IP literal `ip` (the in-addr.arpa / ip6.arpa name is queried). Not an IP
+  // literal -> NotFound + error without a query; else Ok / NotFound / TempFail.
+  // Note: libunbound answers some reverse zones itself (127.in-addr.arpa, private ranges)
+  // unless they are in ResolverOptions::transparent_zones.
+  void resolve_ptr(std::string ip, std::function<void(PtrResult)> cb);
+
   struct Stats {
-    std::uint64_t lookups = 0;   // resolve_mx + resolve_addresses calls
+    std::uint64_t lookups = 0;   // resolve_mx/addresses/txt/ptr calls
     std::uint64_t failures = 0;  // of those, finished with TempFail
     std::uint64_t queries = 0;   // DNS queries handed to libunbound (its cache may answer them)
   };

@@ -41,4 +41,20 @@ struct AddrResult {
   std::string error;                    // empty when Ok
 };
 
+// TXT records of one name (RFC 1035 3.3.14), e.g. SPF (RFC 7208 3).
+struct TxtResult {
+  Status status = Status::TempFail;  // Ok, NotFound (NXDOMAIN / no TXT) or TempFail
+  // One entry per record, its character-strings concatenated without separators (RFC 7208
+  // 3.3); raw octets (may be non-ASCII). At most kMaxTxtRecords (dns/answer.hpp).
+  std::vector<std::string> records;
+  std::string error;  // empty when Ok
+};
+
+// PTR names of one address (RFC 1035 3.5 in-addr.arpa, RFC 3596 2.5 ip6.arpa).
+struct PtrResult {
+  Status status = Status::TempFail;  // Ok, NotFound (NXDOMAIN / no PTR) or TempFail
+  std::vector<std::string> names;    // lower case, no trailing dot; at most kMaxPtrNames
+  std::string error;                 // empty when Ok
+};
+
 }  // namespace carrier::dns

@@ -633,3 +633,141 @@ TEST_F(DnsNoServer, DestroyWithLookupsInFlight) {
 }
 
 }  // namespace
+
+// --- TXT and PTR lookups (resolve_txt, resolve_ptr) --------------------------------------------
+
+namespace {
+
+TxtResult txt(asio::io_context& io, Resolver& r, const std::string& name) {
+  std::optional<TxtResult> got;
+  r.resolve_txt(name, [&](TxtResult t) { got = std::move(t); });
+  if (!run_until(io, [&] { return got.has_value(); })) {
+    ADD_FAILURE() << "no TXT callback for " << name << " within 5 s";
+    return TxtResult{Status::TempFail, {}, "test: no callback"};
+  }
+  return *got;
+}
+
+PtrResult ptr(asio::io_context& io, Resolver& r, const std::string& ip) {
+  std::optional<PtrResult> got;
+  r.resolve_ptr(ip, [&](PtrResult p) { got = std::move(p); });
+  if (!run_until(io, [&] { return got.has_value(); })) {
+    ADD_FAILURE() << "no PTR callback for " << ip << " within 5 s";
+    return PtrResult{Status::TempFail, {}, "test: no callback"};
+  }
+  return *got;
+}
+
+}  // namespace
+
+// RFC 1035 3.3.14 / RFC 7208 3.3: a record's character-strings are joined without separators;
+// every record of the RRset comes back; NXDOMAIN / NODATA are NotFound, SERVFAIL TempFail.
+TEST_F(LiveDns, TxtLookups) {
+  Resolver r(io_, options());
+  ASSERT_TRUE(r.init());
+  {
+    TxtResult t = txt(io_, r, "SPF.txt.test.");
+    ASSERT_EQ(t.status, Status::Ok) << t.error;
+    EXPECT_TRUE(t.error.empty());
+    std::set<std::string> got(t.records.begin(), t.records.end());
+    EXPECT_EQ(got, (std::set<std::string>{"v=spf1 ip4:127.0.0.0/8 -all", "something else"}));
+    EXPECT_EQ(t.records.size(), 2u);
+  }
+  {
+    SCOPED_TRACE("NODATA: the name has an A record only");
+    TxtResult t = txt(io_, r, "aonly.test");
+    EXPECT_EQ(t.status, Status::NotFound);
+    EXPECT_NE(t.error.find("no TXT records"), std::string::npos) << t.error;
+  }
+  {
+    SCOPED_TRACE("NXDOMAIN");
+    TxtResult t = txt(io_, r, "nothing-here.txt.test");
+    EXPECT_EQ(t.status, Status::NotFound);
+    EXPECT_NE(t.error.find("NXDOMAIN"), std::string::npos) << t.error;
+  }
+  {
+    SCOPED_TRACE("SERVFAIL");
+    TxtResult t = txt(io_, r, "broken.test");
+    EXPECT_EQ(t.status, Status::TempFail);
+  }
+  {
+    SCOPED_TRACE("a bad name is refused without a query");
+    const int before = logged_lines();
+    TxtResult t = txt(io_, r, "bad name.test");
+    EXPECT_EQ(t.status, Status::NotFound);
+    EXPECT_FALSE(t.error.empty());
+    EXPECT_EQ(logged_lines(), before);
+  }
+}
+
+// RFC 1035 3.5 (in-addr.arpa) and RFC 3596 2.5 (ip6.arpa): the reverse name is queried, the
+// PTR name comes back lower case without the final dot.
+TEST_F(LiveDns, PtrLookups) {
+  ResolverOptions o = options();
+  o.transparent_zones.push_back("127.in-addr.arpa");  // else libunbound answers it itself
+  Resolver r(io_, o);
+  ASSERT_TRUE(r.init());
+  {
+    PtrResult p = ptr(io_, r, "127.0.0.41");
+    ASSERT_EQ(p.status, Status::Ok) << p.error;
+    EXPECT_EQ(p.names, std::vector<std::string>{"host.ptr.test"});
+    EXPECT_EQ(logged_queries("41.0.0.127.in-addr.arpa", "PTR"), 1);
+  }
+  {
+    PtrResult p = ptr(io_, r, "3fff::31");  // RFC 9637 documentation prefix (2001:db8:: is served
+                                             // empty by Unbound's defaults, RFC 6303)
+    ASSERT_EQ(p.status, Status::Ok) << p.error;
+    EXPECT_EQ(p.names, std::vector<std::string>{"v6host.ptr.test"});
+  }
+  {
+    SCOPED_TRACE("no PTR for this address: NXDOMAIN");
+    PtrResult p = ptr(io_, r, "127.0.0.42");
+    EXPECT_EQ(p.status, Status::NotFound);
+    EXPECT_TRUE(p.names.empty());
+  }
+  {
+    SCOPED_TRACE("not an IP literal: no query");
+    const int before = logged_lines();
+    PtrResult p = ptr(io_, r, "mx.example.test");
+    EXPECT_EQ(p.status, Status::NotFound);
+    EXPECT_NE(p.error.find("not an IP address"), std::string::npos) << p.error;
+    EXPECT_EQ(logged_lines(), before);
+  }
+}
+
+// Before init(): TempFail. Lookups still running when the Resolver is destroyed are answered
+// once with TempFail (posted), like resolve_mx / resolve_addresses.
+TEST_F(DnsNoServer, TxtPtrBeforeInitAndAtShutdown) {
+  {
+    Resolver r(io_, ResolverOptions{});
+    TxtResult t = txt(io_, r, "example.test");
+    EXPECT_EQ(t.status, Status::TempFail);
+    EXPECT_EQ(t.error, "resolver not initialised");
+    PtrResult p = ptr(io_, r, "127.0.0.1");
+    EXPECT_EQ(p.status, Status::TempFail);
+  }
+  SilentServer silent;
+  ASSERT_NE(silent.port(), 0);
+  ResolverOptions o;
+  o.upstream = "127.0.0.1@" + std::to_string(silent.port());
+  o.transparent_zones.push_back("127.in-addr.arpa");
+  std::vector<TxtResult> ts;
+  std::vector<PtrResult> ps;
+  {
+    Resolver r(io_, o);
+    ASSERT_TRUE(r.init());
+    r.resolve_txt("spf.txt.test", [&](TxtResult t) { ts.push_back(std::move(t)); });
+    r.resolve_ptr("127.0.0.41", [&](PtrResult p) { ps.push_back(std::move(p)); });
+    io_.restart();
+    io_.run_for(200ms);
+    ASSERT_TRUE(ts.empty());
+  }
+  io_.restart();
+  io_.run_for(2000ms);
+  EXPECT_TRUE(io_.stopped());
+  ASSERT_EQ(ts.size(), 1u);
+  ASSERT_EQ(ps.size(), 1u);
+  EXPECT_EQ(ts[0].status, Status::TempFail);
+  EXPECT_NE(ts[0].error.find("resolver shut down"), std::string::npos) << ts[0].error;
+  EXPECT_EQ(ps[0].status, Status::TempFail);
+}
