@@ -48,8 +48,9 @@ bench: build
 	BUILD_DIR=$(BUILD) ./bench/tls.sh
 
 # Installs the binary as PREFIX/sbin/carrier with PREFIX/sbin/sendmail pointing at it (programs
-# that send mail through /usr/sbin/sendmail then hand it to carrier), and the example
-# configuration as /etc/carrier/carrier.toml.example. DESTDIR for staging.
+# that send mail through /usr/sbin/sendmail then hand it to carrier), the example configuration
+# as /etc/carrier/carrier.toml.example, the systemd unit, the carrier(8) man page and the docs.
+# DESTDIR for staging.
 PREFIX ?= /usr
 install: $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j $(JOBS) --target carrier
@@ -57,6 +58,10 @@ install: $(BUILD)/build.ninja
 	install -m 0755 $(BUILD)/carrier $(DESTDIR)$(PREFIX)/sbin/carrier
 	ln -sf carrier $(DESTDIR)$(PREFIX)/sbin/sendmail
 	install -m 0644 contrib/carrier.toml $(DESTDIR)/etc/carrier/carrier.toml.example
+	install -d $(DESTDIR)/lib/systemd/system $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/doc/carrier
+	install -m 0644 contrib/carrier.service $(DESTDIR)/lib/systemd/system/carrier.service
+	install -m 0644 docs/man/carrier.8 $(DESTDIR)$(PREFIX)/share/man/man8/carrier.8
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/carrier/
 
 clean:
 	rm -rf $(BUILD) build-fuzz

@@ -5,6 +5,7 @@
 // 4.5.3.1.8 (>= 100 recipients), 4.5.3.2 (timeouts) and 4.5.1 (postmaster always exists).
 #include "config/config.hpp"
 
+#include <grp.h>
 #include <pwd.h>
 
 #include <unistd.h>
@@ -379,6 +380,16 @@ void Loader::server(const toml::table& t) {
       if (auto d = get_duration(v, ctx, 0s, 24h * 365)) c_.delay_warning = *d;
     } else if (key == "max_bounces_per_minute") {
       if (auto i = get_int(v, ctx, 1, 100000)) c_.max_bounces_per_minute = static_cast<int>(*i);
+    } else if (key == "user" || key == "group") {
+      auto str = get_string(v, ctx);
+      if (!str) continue;
+      const bool ok = key == "user" ? ::getpwnam(str->c_str()) != nullptr
+                                    : ::getgrnam(str->c_str()) != nullptr;
+      if (str->empty() || !ok) {
+        error(v, ctx, "no such " + key + " \"" + *str + "\" on this system");
+        continue;
+      }
+      (key == "user" ? c_.user : c_.group) = *str;
     } else if (key == "trace_retention") {
       if (auto d = get_duration(v, ctx, 3600s, 365 * 24h)) c_.trace_retention = *d;
     } else {

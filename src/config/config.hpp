@@ -114,6 +114,9 @@ struct Config {
   std::chrono::seconds delay_warning{4 * 3600};  // one delay DSN after this; 0: none
   int max_bounces_per_minute = 60;               // DSNs generated per minute at most
   std::chrono::seconds trace_retention{7 * 24 * 3600};  // carrier queue trace history
+  // Started as root: after binding the listeners and reading keys, carrier gives its data
+  // directories to this user and group and switches to them. "" stays as started.
+  std::string user, group;
   std::vector<Listener> listeners;        // [[listener]]; default one on 127.0.0.1:2525
   Limits limits;                          // [limits]
 

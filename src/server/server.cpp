@@ -6,6 +6,7 @@
 #include "server/pickup_import.hpp"
 #include "spool/pickup.hpp"
 
+#include <grp.h>
 #include <pwd.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -13,6 +14,7 @@
 
 #include <asio.hpp>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -168,6 +170,44 @@ Result<std::shared_ptr<const auth::UserDb>> load_users(const config::Config& cfg
   auto db = auth::UserDb::load(cfg.auth_password_file);
   if (!db) return db.error();
   return std::shared_ptr<const auth::UserDb>(std::make_shared<auth::UserDb>(std::move(db).value()));
+}
+
+// Gives the directory trees carrier writes to `uid:gid` (symlinks are not followed).
+void chown_tree(const std::filesystem::path& root, uid_t uid, gid_t gid) {
+  std::error_code ec;
+  if (!std::filesystem::exists(root, ec)) return;
+  ::lchown(root.c_str(), uid, gid);
+  for (auto it = std::filesystem::recursive_directory_iterator(
+           root, std::filesystem::directory_options::skip_permission_denied, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec))
+    ::lchown(it->path().c_str(), uid, gid);
+}
+
+// Least privilege: switch from root to [server] user/group once everything that needs root
+// (ports below 1024, keys readable only by root) is done. Returns an error text or "".
+std::string drop_privileges(const config::Config& cfg, const std::vector<std::filesystem::path>& own) {
+  if (cfg.user.empty()) {
+    if (::geteuid() == 0)
+      spdlog::warn("running as root: set [server] user (for example \"carrier\") to run with "
+                   "least privilege");
+    return {};
+  }
+  if (::geteuid() != 0) return {};  // already unprivileged: nothing to switch
+  const passwd* pw = ::getpwnam(cfg.user.c_str());
+  if (!pw) return "no such user " + cfg.user;
+  const uid_t uid = pw->pw_uid;
+  gid_t gid = pw->pw_gid;
+  if (!cfg.group.empty()) {
+    const group* gr = ::getgrnam(cfg.group.c_str());
+    if (!gr) return "no such group " + cfg.group;
+    gid = gr->gr_gid;
+  }
+  for (const auto& p : own) chown_tree(p, uid, gid);
+  if (::setgroups(0, nullptr) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0)
+    return std::string("cannot switch to ") + cfg.user + ": " + std::strerror(errno);
+  if (::setuid(0) == 0) return "could switch back to root after dropping privileges";
+  spdlog::info("running as {} (uid {}, gid {})", cfg.user, uid, gid);
+  return {};
 }
 
 std::string join(const std::vector<std::string>& v, const char* sep) {
@@ -418,6 +458,12 @@ int serve(const config::Config& cfg) {
   auto bound = smtp.listen(specs);
   if (!bound) {
     spdlog::critical("{}", bound.error().message);
+    return 1;
+  }
+  // Listeners bound, keys and the password file read, admin socket made: root is no longer
+  // needed (reloads then read certificates and the password file as that user).
+  if (auto e = drop_privileges(cfg, {cfg.data_dir, cfg.spool_dir, cfg.mail_dir}); !e.empty()) {
+    spdlog::critical("{}", e);
     return 1;
   }
   delivery.start();  // delivers what an earlier run left in the spool

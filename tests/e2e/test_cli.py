@@ -251,6 +251,9 @@ def test_make_install_puts_a_working_sendmail_symlink(tmp_path, carrier):
     link = dest / "usr" / "sbin" / "sendmail"
     assert link.is_symlink() and link.resolve() == (dest / "usr" / "sbin" / "carrier").resolve()
     assert (dest / "etc" / "carrier" / "carrier.toml.example").is_file()
+    unit = (dest / "lib" / "systemd" / "system" / "carrier.service").read_text()
+    assert "Type=notify" in unit and "ExecReload=/bin/kill -HUP $MAINPID" in unit
+    assert (dest / "usr" / "share" / "man" / "man8" / "carrier.8").is_file()
     r = subprocess.run([str(link), "-C", str(carrier.config_path), "-bs"], input=b"QUIT\r\n",
                        capture_output=True, timeout=30)
     assert r.returncode == 0 and r.stdout.startswith(b"220 ") and b"221 " in r.stdout, r

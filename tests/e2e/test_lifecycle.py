@@ -111,3 +111,31 @@ def test_sigterm_during_20_concurrent_transactions_loses_nothing_acknowledged(ca
     subjects = [m.split(b"Subject: ", 1)[1].split(b"\n", 1)[0].rstrip(b"\r").decode() for m in msgs]
     assert want <= set(subjects), f"lost: {sorted(want - set(subjects))[:10]}"
     assert len(subjects) == len(set(subjects)), "a message was delivered twice"
+
+
+def test_drops_root_to_the_configured_user(carrier_factory):
+    """Least privilege (issue 7): started as root, carrier binds, reads its keys, then runs as
+    [server] user/group; its data directories are handed to that user; mail is delivered by it."""
+    import os
+    import pwd
+    import shutil
+    import tempfile
+    if os.geteuid() != 0:
+        return  # only root can switch users; CI runs as root
+    base = tempfile.mkdtemp(prefix="carrier-priv-")
+    os.chmod(base, 0o755)
+    try:
+        nobody = pwd.getpwnam("nobody")
+        c = carrier_factory(data_dir=__import__("pathlib").Path(base) / "var",
+                            server={"user": "nobody", "group": "nogroup"})
+        status = open(f"/proc/{c.pid}/status").read()
+        uid_line = [l for l in status.splitlines() if l.startswith("Uid:")][0]
+        assert uid_line.split()[1:] == [str(nobody.pw_uid)] * 4, uid_line
+        with c.smtp() as s:
+            s.sendmail("a@example.net", ["demo@example.test"], b"Subject: low\r\n\r\nx\r\n")
+        (f,) = c.wait_messages("demo", 1) and c.message_files("demo")
+        assert f.stat().st_uid == nobody.pw_uid
+        assert (c.data_dir / "spool").stat().st_uid == nobody.pw_uid
+        assert "running as nobody" in c.log()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
