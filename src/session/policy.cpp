@@ -175,22 +175,40 @@ bool LocalPolicy::expand(const std::string& name, const proto::Mailbox& rcpt,
   return false;
 }
 
+bool LocalPolicy::lookup(const proto::Mailbox& rcpt, std::vector<proto::EnvelopeRecipient>& out,
+                         const std::function<bool(const std::string&)>& expand_name) const {
+  // The whole local part, then (user+tag) the part before the recipient delimiter.
+  const std::string local = lower_ascii(rcpt.unquoted_local());
+  if (expand_name(local)) return true;
+  if (delimiter_.empty()) return false;
+  auto pos = local.find(delimiter_);
+  if (pos == std::string::npos || pos == 0) return false;
+  out.clear();
+  return expand_name(local.substr(0, pos));
+}
+
+RcptDecision LocalPolicy::found_or_unknown(bool found, std::vector<proto::EnvelopeRecipient>& out,
+                                           const std::string& addr) {
+  RcptDecision d;
+  if (found && !out.empty()) {
+    d.accept = true;
+    d.recipients = std::move(out);
+    return d;
+  }
+  d.reply = proto::Reply(550, "5.1.1", "<" + addr + ">: Recipient address rejected: User unknown");
+  return d;
+}
+
 RcptDecision LocalPolicy::check(const proto::Mailbox& rcpt, const ClientInfo& client) const {
   RcptDecision d;
   const std::string addr = rcpt.str();
   if (!rcpt.is_address_literal() && is_virtual_domain(rcpt.domain)) {
     const std::string dom = proto::normalize_domain(rcpt.domain);
     const Virtual& v = virtual_.at(dom);
-    const std::string local = lower_ascii(rcpt.unquoted_local());
     std::vector<proto::EnvelopeRecipient> out;
-    bool found = expand_virtual(dom, v, local, rcpt, out, 0);
-    if (!found && !delimiter_.empty()) {
-      auto pos = local.find(delimiter_);
-      if (pos != std::string::npos && pos > 0) {
-        out.clear();
-        found = expand_virtual(dom, v, local.substr(0, pos), rcpt, out, 0);
-      }
-    }
+    bool found = lookup(rcpt, out, [&](const std::string& name) {
+      return expand_virtual(dom, v, name, rcpt, out, 0);
+    });
     if (!found && !v.catch_all.empty()) {  // every other local part of the domain
       out.clear();
       if (v.catch_all.find('@') == std::string::npos) {
@@ -199,34 +217,14 @@ RcptDecision LocalPolicy::check(const proto::Mailbox& rcpt, const ClientInfo& cl
         found = expand_address(*mb, rcpt, out, 0);
       }
     }
-    if (found && !out.empty()) {
-      d.accept = true;
-      d.recipients = std::move(out);
-      return d;
-    }
-    d.reply = proto::Reply(550, "5.1.1",
-                           "<" + addr + ">: Recipient address rejected: User unknown");
-    return d;
+    return found_or_unknown(found, out, addr);
   }
   if (!rcpt.is_address_literal() && domains_.count(proto::normalize_domain(rcpt.domain))) {
-    const std::string local = lower_ascii(rcpt.unquoted_local());
     std::vector<proto::EnvelopeRecipient> out;
-    bool found = expand(local, rcpt, out, 0);
-    if (!found && !delimiter_.empty()) {
-      auto pos = local.find(delimiter_);
-      if (pos != std::string::npos && pos > 0) {
-        out.clear();
-        found = expand(local.substr(0, pos), rcpt, out, 0);
-      }
-    }
-    if (found && !out.empty()) {
-      d.accept = true;
-      d.recipients = std::move(out);
-      return d;
-    }
-    d.reply = proto::Reply(550, "5.1.1",
-                           "<" + addr + ">: Recipient address rejected: User unknown");
-    return d;
+    bool found = lookup(rcpt, out, [&](const std::string& name) {
+      return expand(name, rcpt, out, 0);
+    });
+    return found_or_unknown(found, out, addr);
   }
   // Relaying: clients in the trusted networks, and users who authenticated (RFC 4954 6,
   // RFC 6409 4.3).

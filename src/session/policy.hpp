@@ -13,6 +13,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -77,6 +78,11 @@ class LocalPolicy final : public RecipientChecker {
   bool expand_virtual(const std::string& domain, const Virtual& v, const std::string& name,
                       const proto::Mailbox& rcpt, std::vector<proto::EnvelopeRecipient>& out,
                       int depth) const;
+  // Looks the recipient's local part up with expand_name (then without a +tag).
+  bool lookup(const proto::Mailbox& rcpt, std::vector<proto::EnvelopeRecipient>& out,
+              const std::function<bool(const std::string&)>& expand_name) const;
+  static RcptDecision found_or_unknown(bool found, std::vector<proto::EnvelopeRecipient>& out,
+                                       const std::string& addr);
   // Any target address: local, virtual or relay.
   bool expand_address(const proto::Mailbox& target, const proto::Mailbox& rcpt,
                       std::vector<proto::EnvelopeRecipient>& out, int depth) const;

@@ -7,6 +7,7 @@
 // sanitised so an address can never split a header line.
 #include "base/fs.hpp"
 #include "transport/maildir/maildir.hpp"
+#include "transport/local_text.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -49,50 +50,7 @@ struct Failure {
   std::string text;  // used when err == 0
 };
 
-// CRLF → LF; a lone CR or LF passes through. Keeps a CR seen at the end of a chunk until the
-// next byte is known.
-class CrlfToLf {
- public:
-  void feed(std::string_view in, std::string& out) {
-    std::size_t i = 0;
-    while (i < in.size()) {
-      if (pending_cr_) {
-        pending_cr_ = false;
-        if (in[i] == '\n') {
-          out.push_back('\n');
-          ++i;
-          continue;
-        }
-        out.push_back('\r');  // a lone CR; in[i] is handled below
-      }
-      const void* p = std::memchr(in.data() + i, '\r', in.size() - i);
-      if (!p) {
-        out.append(in.data() + i, in.size() - i);
-        return;
-      }
-      auto j = static_cast<std::size_t>(static_cast<const char*>(p) - in.data());
-      out.append(in.data() + i, j - i);
-      pending_cr_ = true;
-      i = j + 1;
-    }
-  }
-  void finish(std::string& out) {
-    if (pending_cr_) out.push_back('\r');
-    pending_cr_ = false;
-  }
 
- private:
-  bool pending_cr_ = false;
-};
-
-std::string sanitize(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7F) c = '?';
-  }
-  return out;
-}
 
 std::optional<Failure> write_all(int fd, const char* p, std::size_t n) {
   while (n > 0) {
@@ -234,9 +192,9 @@ struct OneDelivery {
 
     std::string out;
     out.reserve(chunk + 1024);
-    out += "Return-Path: <" + sanitize(msg.envelope.sender.str()) + ">\n";
+    out += "Return-Path: <" + header_safe(msg.envelope.sender.str()) + ">\n";
     const auto& shown = rcpt.original.empty() ? rcpt.address : rcpt.original;
-    out += "Delivered-To: " + sanitize(shown.str()) + "\n";
+    out += "Delivered-To: " + header_safe(shown.str()) + "\n";
     std::uint64_t written = 0;
     auto flush = [&]() -> std::optional<Failure> {
       if (auto f = write_all(file.fd, out.data(), out.size())) return f;
@@ -320,10 +278,10 @@ std::vector<Result> MaildirTransport::deliver(const Request& req) {
     }
     if (!valid_mailbox_name(rcpt.mailbox)) {
       out.push_back({i, Status::Failed,
-                     "5.1.1 maildir: invalid mailbox name \"" + sanitize(rcpt.mailbox) + "\""});
+                     "5.1.1 maildir: invalid mailbox name \"" + header_safe(rcpt.mailbox) + "\""});
       continue;
     }
-    const std::string shown = sanitize(rcpt.mailbox);
+    const std::string shown = header_safe(rcpt.mailbox);
     if (open_err) {
       out.push_back({i, Status::Deferred,
                      "4.3.0 maildir read spool " + msg.id + ": " + std::strerror(open_err)});

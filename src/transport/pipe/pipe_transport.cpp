@@ -6,6 +6,7 @@
 // Handles untrusted input: the command's output (bounded to 1 KiB, sanitised) and addresses
 // (checked so none can start an option argument).
 #include "transport/pipe/pipe_transport.hpp"
+#include "transport/local_text.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -39,41 +40,7 @@ struct Fd {
   }
 };
 
-// CRLF → LF (a lone CR or LF passes through); a CR at the end of a chunk waits for the next.
-class CrlfToLf {
- public:
-  void feed(std::string_view in, std::string& out) {
-    for (char c : in) {
-      if (pending_cr_) {
-        pending_cr_ = false;
-        if (c == '\n') {
-          out.push_back('\n');
-          continue;
-        }
-        out.push_back('\r');
-      }
-      if (c == '\r') pending_cr_ = true;
-      else out.push_back(c);
-    }
-  }
-  void finish(std::string& out) {
-    if (pending_cr_) out.push_back('\r');
-    pending_cr_ = false;
-  }
 
- private:
-  bool pending_cr_ = false;
-};
-
-// Header values we write ourselves: no control characters.
-std::string header_safe(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7F) c = '?';
-  }
-  return out;
-}
 
 // The command's standard input: prefix, then the spool content converted, chunk by chunk.
 class InputFeeder {
