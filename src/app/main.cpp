@@ -1,5 +1,5 @@
 // carrier: the command line. `carrier serve`, `carrier check-config FILE`, `carrier passwd`,
-// `carrier reload`, `--version`.
+// `carrier reload`, `carrier doctor`, `--version`.
 #include <CLI/CLI.hpp>
 #include <signal.h>
 #include <termios.h>
@@ -16,6 +16,7 @@
 #include "app/queue_cmd.hpp"
 #include "auth/password.hpp"
 #include "config/config.hpp"
+#include "doctor/doctor.hpp"
 #include "server/server.hpp"
 
 namespace {
@@ -152,11 +153,20 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   reload->add_option("-d,--data-dir", reload_data, "Its data directory (holds carrier.pid)");
 
+  std::string doctor_config;
+  std::vector<std::string> doctor_domains;
+  auto* doctor = app.add_subcommand(
+      "doctor", "Check this host's DNS (A/AAAA, PTR, MX, SPF), TLS certificate, listeners and "
+                "spool: one line per check with a fix for each failure; exit status 1 if any failed");
+  doctor->add_option("-c,--config", doctor_config, "TOML configuration file")->check(CLI::ExistingFile);
+  doctor->add_option("domains", doctor_domains, "Domains to check (default: the [local] and [[virtual]] domains)");
+
   CLI11_PARSE(app, argc, argv);
 
   using namespace carrier;
   if (*passwd) return cmd_passwd(passwd_user);
   if (*reload) return cmd_reload(reload_config, reload_data);
+  if (*doctor) return carrier::doctor::run_doctor(doctor_config, doctor_domains, std::cout, std::cerr);
   if (int rc = carrier::app::run_queue(queue_cli); rc >= 0) return rc;
   if (*check) {
     std::vector<config::Diagnostic> diags;
@@ -186,6 +196,7 @@ int main(int argc, char** argv) {
       return 2;
     }
     cfg->listeners = {config::Listener{hp->first, hp->second, "smtp"}};
+    cfg->listeners_from_command_line = true;
   }
   auto rt = config::validate_runtime(*cfg);
   if (!rt.empty()) {
