@@ -118,6 +118,7 @@ struct Config {
   // directories to this user and group and switches to them. "" stays as started.
   std::string user, group;
   std::vector<Listener> listeners;        // [[listener]]; default one on 127.0.0.1:2525
+  bool listeners_from_command_line = false;  // --listen replaced them (a reload keeps it)
   Limits limits;                          // [limits]
 
   // [local]

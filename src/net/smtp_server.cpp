@@ -92,7 +92,13 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
   Impl(asio::io_context& i, ServerContext c) : io(i), ctx(std::move(c)) {}
   asio::io_context& io;
   ServerContext ctx;
-  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
+  struct Listener {
+    std::unique_ptr<tcp::acceptor> acc;
+    ListenerSpec spec;  // spec.session is replaced by reconfigure()
+    std::string bound;  // "IP:port" as bound
+  };
+  std::vector<std::shared_ptr<Listener>> listeners;
+  Result<std::shared_ptr<Listener>> open_listener(const ListenerSpec& s);
   std::unordered_map<std::string, int> per_ip;
   // Failed AUTHs per client address (RFC 4954 throttling): count since the first one.
   struct AuthFailures {
@@ -103,7 +109,7 @@ struct SmtpServer::Impl : std::enable_shared_from_this<Impl> {
   Stats stats;
   std::uint64_t next_conn = 0;
 
-  asio::awaitable<void> accept_loop(tcp::acceptor& acc, ListenerSpec spec);
+  asio::awaitable<void> accept_loop(std::shared_ptr<Listener> l);
   asio::awaitable<void> refuse(tcp::socket sock, std::string text);
 };
 
@@ -112,14 +118,16 @@ namespace {
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(std::shared_ptr<SmtpServer::Impl> srv, tcp::socket sock, std::string ip,
-             std::uint16_t port, std::uint64_t id, const session::Config& scfg, bool implicit_tls)
+             std::uint16_t port, std::uint64_t id, std::shared_ptr<const session::Config> scfg,
+             bool implicit_tls)
       : srv_(std::move(srv)),
         sock_(std::move(sock)),
         timer_(sock_.get_executor()),
         ip_(ip),
         id_(id),
         implicit_tls_(implicit_tls),
-        session_(scfg, *srv_->ctx.recipients,
+        scfg_(std::move(scfg)),
+        session_(*scfg_, *srv_->ctx.recipients,
                  session::ClientInfo{ip, "", port, false, is_loopback(ip), "", ""}) {}
 
   static asio::awaitable<void> run(std::shared_ptr<Connection> self) { co_await self->main(); }
@@ -163,6 +171,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool implicit_tls_ = false;
   std::shared_ptr<tls::ServerTls> tls_ctx_;  // the certificates this connection started with
   std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;
+  std::shared_ptr<const session::Config> scfg_;  // outlives session_, which refers to it
   session::ServerSession session_;
   Buffer in_;
   Clock::time_point deadline_ = Clock::time_point::max();
@@ -609,11 +618,13 @@ SmtpServer::~SmtpServer() { stop_accepting(); }
 Stats SmtpServer::stats() const { return impl_->stats; }
 
 void SmtpServer::stop_accepting() {
-  for (auto& a : impl_->acceptors) {
+  for (auto& l : impl_->listeners) {
     asio::error_code ec;
-    a->close(ec);
+    l->acc->close(ec);
   }
 }
+
+void SmtpServer::set_limits(const ServerLimits& l) { impl_->ctx.limits = l; }
 
 asio::awaitable<void> SmtpServer::Impl::refuse(tcp::socket sock, std::string text) {
   // Best effort, bounded: the reply fits in the socket buffer; no read.
@@ -625,10 +636,10 @@ asio::awaitable<void> SmtpServer::Impl::refuse(tcp::socket sock, std::string tex
   co_return;
 }
 
-asio::awaitable<void> SmtpServer::Impl::accept_loop(tcp::acceptor& acc, ListenerSpec spec) {
+asio::awaitable<void> SmtpServer::Impl::accept_loop(std::shared_ptr<Listener> l) {
   auto self = shared_from_this();
-  const std::string& name = spec.name;
-  const session::Config& scfg = spec.session ? *spec.session : *ctx.session;
+  tcp::acceptor& acc = *l->acc;
+  const std::string name = l->spec.name;
   for (;;) {
     auto [ec, sock] = co_await acc.async_accept(use_tuple);
     if (ec == asio::error::operation_aborted || !acc.is_open()) co_return;
@@ -662,8 +673,12 @@ asio::awaitable<void> SmtpServer::Impl::accept_loop(tcp::acceptor& acc, Listener
     }
     ++n_ip;
     ++stats.connections_current;
+    // The listener's settings now (a reload may have replaced them since the last accept).
+    std::shared_ptr<const session::Config> scfg =
+        l->spec.session ? l->spec.session
+                        : std::shared_ptr<const session::Config>(self, ctx.session);
     auto conn = std::make_shared<Connection>(self, std::move(sock), ip, ep.port(), ++next_conn,
-                                             scfg, spec.implicit_tls);
+                                             std::move(scfg), l->spec.implicit_tls);
     auto finish = [self, ip](std::exception_ptr e) {
       if (e) {
         try {
@@ -681,32 +696,90 @@ asio::awaitable<void> SmtpServer::Impl::accept_loop(tcp::acceptor& acc, Listener
   }
 }
 
-Result<std::vector<std::string>> SmtpServer::listen(const std::vector<ListenerSpec>& specs) {
-  std::vector<std::string> bound;
-  for (const auto& s : specs) {
-    asio::error_code ec;
-    auto addr = asio::ip::make_address(s.address, ec);
-    if (ec) return Error{"listener " + s.name + ": bad address '" + s.address + "'"};
-    tcp::endpoint ep(addr, s.port);
-    auto acc = std::make_unique<tcp::acceptor>(impl_->io);
-    acc->open(ep.protocol(), ec);
-    if (!ec) acc->set_option(tcp::acceptor::reuse_address(true), ec);
-    if (!ec && addr.is_v6()) acc->set_option(asio::ip::v6_only(true), ec);
-    if (!ec) acc->bind(ep, ec);
-    if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) {
-      std::string where = addr.is_v6() ? "[" + s.address + "]:" + std::to_string(s.port)
-                                       : s.address + ":" + std::to_string(s.port);
-      return Error{"cannot listen on " + where + ": " + ec.message(), ec.value()};
-    }
-    auto local = acc->local_endpoint();
-    bound.push_back((local.address().is_v6() ? "[" + local.address().to_string() + "]"
-                                              : local.address().to_string()) +
-                    ":" + std::to_string(local.port()));
-    auto* raw = acc.get();
-    impl_->acceptors.push_back(std::move(acc));
-    asio::co_spawn(impl_->io, impl_->accept_loop(*raw, s), asio::detached);
+Result<std::shared_ptr<SmtpServer::Impl::Listener>> SmtpServer::Impl::open_listener(
+    const ListenerSpec& s) {
+  asio::error_code ec;
+  auto addr = asio::ip::make_address(s.address, ec);
+  if (ec) return Error{"listener " + s.name + ": bad address '" + s.address + "'"};
+  tcp::endpoint ep(addr, s.port);
+  auto acc = std::make_unique<tcp::acceptor>(io);
+  acc->open(ep.protocol(), ec);
+  if (!ec) acc->set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec && addr.is_v6()) acc->set_option(asio::ip::v6_only(true), ec);
+  if (!ec) acc->bind(ep, ec);
+  if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    std::string where = addr.is_v6() ? "[" + s.address + "]:" + std::to_string(s.port)
+                                     : s.address + ":" + std::to_string(s.port);
+    return Error{"cannot listen on " + where + ": " + ec.message(), ec.value()};
   }
+  auto local = acc->local_endpoint();
+  auto l = std::make_shared<Listener>();
+  l->bound = (local.address().is_v6() ? "[" + local.address().to_string() + "]"
+                                      : local.address().to_string()) +
+             ":" + std::to_string(local.port());
+  l->acc = std::move(acc);
+  l->spec = s;
+  return l;
+}
+
+Result<std::vector<std::string>> SmtpServer::listen(const std::vector<ListenerSpec>& specs) {
+  std::vector<std::shared_ptr<Impl::Listener>> opened;
+  for (const auto& s : specs) {
+    auto l = impl_->open_listener(s);
+    if (!l) return l.error();  // the ones opened so far close with `opened`
+    opened.push_back(std::move(l).value());
+  }
+  std::vector<std::string> bound;
+  for (auto& l : opened) {
+    bound.push_back(l->bound);
+    impl_->listeners.push_back(l);
+    asio::co_spawn(impl_->io, impl_->accept_loop(l), asio::detached);
+  }
+  return bound;
+}
+
+Result<std::vector<std::string>> SmtpServer::reconfigure(const std::vector<ListenerSpec>& specs) {
+  auto& cur = impl_->listeners;
+  std::vector<std::shared_ptr<Impl::Listener>> keep(specs.size());
+  std::vector<bool> used(cur.size(), false);
+  for (std::size_t i = 0; i < specs.size(); ++i)
+    for (std::size_t j = 0; j < cur.size(); ++j)
+      if (!used[j] && cur[j]->spec.address == specs[i].address &&
+          cur[j]->spec.port == specs[i].port && cur[j]->spec.name == specs[i].name) {
+        keep[i] = cur[j];
+        used[j] = true;
+        break;
+      }
+  // Open what is new first: if one cannot be bound, nothing changes.
+  std::vector<std::shared_ptr<Impl::Listener>> fresh(specs.size());
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    if (keep[i]) continue;
+    auto l = impl_->open_listener(specs[i]);
+    if (!l) return l.error();
+    fresh[i] = std::move(l).value();
+  }
+  for (std::size_t j = 0; j < cur.size(); ++j)
+    if (!used[j]) {
+      asio::error_code ec;
+      cur[j]->acc->close(ec);
+      spdlog::info("{}: stopped listening on {}", cur[j]->spec.name, cur[j]->bound);
+    }
+  std::vector<std::shared_ptr<Impl::Listener>> next;
+  std::vector<std::string> bound;
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    if (keep[i]) {
+      keep[i]->spec.session = specs[i].session;
+      keep[i]->spec.implicit_tls = specs[i].implicit_tls;
+      next.push_back(keep[i]);
+    } else {
+      next.push_back(fresh[i]);
+      asio::co_spawn(impl_->io, impl_->accept_loop(fresh[i]), asio::detached);
+      spdlog::info("{}: listening on {}", specs[i].name, fresh[i]->bound);
+    }
+    bound.push_back(next.back()->bound);
+  }
+  cur = std::move(next);
   return bound;
 }
 

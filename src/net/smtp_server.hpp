@@ -32,7 +32,9 @@ struct ListenerSpec {
   std::string address;  // IP literal
   std::uint16_t port = 0;
   std::string name = "smtp";
-  const session::Config* session = nullptr;  // this listener's session settings (default: ctx)
+  // This listener's session settings (default: ctx.session). Connections keep the one they
+  // started with; reconfigure() gives new connections a new one.
+  std::shared_ptr<const session::Config> session;
   bool implicit_tls = false;                 // RFC 8314: TLS from the first byte (port 465)
 };
 
@@ -81,6 +83,13 @@ class SmtpServer {
   ~SmtpServer();
   // Binds and listens; returns the bound endpoints ("127.0.0.1:2525") or an error.
   Result<std::vector<std::string>> listen(const std::vector<ListenerSpec>& specs);
+  // Reload (on the I/O thread): listeners in `specs` that exist already (same address, port
+  // and name; port 0 matches the one bound before) keep their socket and take the new
+  // settings for new connections; the others are opened; listeners not in `specs` stop
+  // accepting. Sessions in progress are never touched. Returns the endpoints now bound, in
+  // the order of `specs`, or an error (then nothing changed).
+  Result<std::vector<std::string>> reconfigure(const std::vector<ListenerSpec>& specs);
+  void set_limits(const ServerLimits& l);
   // Stops accepting; connections in progress go on.
   void stop_accepting();
   Stats stats() const;

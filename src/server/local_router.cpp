@@ -30,7 +30,19 @@ proto::Mailbox mailbox_address(const proto::EnvelopeRecipient& r, const std::str
 }  // namespace
 
 LocalRouter::LocalRouter(const config::Config& cfg, transport::Transport& maildir,
-                         std::function<int()> sync_barrier) {
+                         std::function<int()> sync_barrier)
+    : maildir_(maildir), barrier_(std::move(sync_barrier)), table_(build(cfg)) {}
+
+LocalRouter::~LocalRouter() = default;
+
+void LocalRouter::reconfigure(const config::Config& cfg) {
+  auto t = build(cfg);
+  std::lock_guard lk(mu_);
+  table_ = std::move(t);
+}
+
+std::shared_ptr<const LocalRouter::Table> LocalRouter::build(const config::Config& cfg) const {
+  auto table = std::make_shared<Table>();
   const std::string first_local = cfg.local_domains.empty() ? cfg.hostname : cfg.local_domains.front();
   auto make = [&](const config::DeliveryMethod& d, const std::filesystem::path* vdir) -> Target {
     if (d.method == "lmtp") {
@@ -40,8 +52,8 @@ LocalRouter::LocalRouter(const config::Config& cfg, transport::Transport& maildi
       o.rcpt_address = [first_local](const proto::EnvelopeRecipient& r) {
         return mailbox_address(r, first_local);
       };
-      owned_.push_back(std::make_unique<transport::LmtpTransport>(std::move(o)));
-      return Target{owned_.back().get(), false};
+      table->owned.push_back(std::make_unique<transport::LmtpTransport>(std::move(o)));
+      return Target{table->owned.back().get(), false};
     }
     if (d.method == "pipe") {
       transport::PipeOptions o;
@@ -49,35 +61,39 @@ LocalRouter::LocalRouter(const config::Config& cfg, transport::Transport& maildi
       o.timeout = d.pipe_timeout;
       o.hostname = cfg.hostname;
       o.recipient_delimiter = cfg.recipient_delimiter;
-      owned_.push_back(std::make_unique<transport::PipeTransport>(std::move(o)));
-      return Target{owned_.back().get(), false};
+      table->owned.push_back(std::make_unique<transport::PipeTransport>(std::move(o)));
+      return Target{table->owned.back().get(), false};
     }
-    if (!vdir) return Target{&maildir, false};
+    if (!vdir) return Target{&maildir_, false};
     auto m = std::make_unique<transport::MaildirTransport>(*vdir, cfg.hostname);
-    if (sync_barrier) m->set_sync_barrier(sync_barrier);
+    if (barrier_) m->set_sync_barrier(barrier_);
     if (!d.maildir_owner.empty())
       if (const passwd* pw = ::getpwnam(d.maildir_owner.c_str())) m->set_owner(pw->pw_uid, pw->pw_gid);
-    owned_.push_back(std::move(m));
-    return Target{owned_.back().get(), true};
+    table->owned.push_back(std::move(m));
+    return Target{table->owned.back().get(), true};
   };
-  local_ = make(cfg.local_delivery, nullptr);
+  table->local = make(cfg.local_delivery, nullptr);
   for (const auto& v : cfg.virtual_domains) {
     const std::filesystem::path dir = cfg.mail_dir / v.domain;
-    virtual_.emplace(v.domain, make(v.delivery, &dir));
+    table->virtuals.emplace(v.domain, make(v.delivery, &dir));
   }
+  return table;
 }
 
-LocalRouter::~LocalRouter() = default;
-
-LocalRouter::Target LocalRouter::target_for(const proto::EnvelopeRecipient& r) const {
+LocalRouter::Target LocalRouter::Table::target_for(const proto::EnvelopeRecipient& r) const {
   const auto at = r.mailbox.rfind('@');
-  if (at == std::string::npos) return local_;
-  auto it = virtual_.find(std::string_view(r.mailbox).substr(at + 1));
-  return it == virtual_.end() ? Target{} : it->second;
+  if (at == std::string::npos) return local;
+  auto it = virtuals.find(std::string_view(r.mailbox).substr(at + 1));
+  return it == virtuals.end() ? Target{} : it->second;
 }
 
 std::vector<transport::Result> LocalRouter::deliver(const transport::Request& req) {
   using Status = spool::RecipientResult::Status;
+  std::shared_ptr<const Table> table;
+  {
+    std::lock_guard lk(mu_);
+    table = table_;  // kept alive until this delivery is done, whatever a reload does
+  }
   std::vector<transport::Result> out;
   const auto& rcpts = req.message->envelope.recipients;
   // Group by target (transport + whether the domain is stripped): usually one group.
@@ -93,7 +109,7 @@ std::vector<transport::Result> LocalRouter::deliver(const transport::Request& re
                                                               : why.substr(sp + 1)});
       continue;
     }
-    Target t = target_for(rcpts[i]);
+    Target t = table->target_for(rcpts[i]);
     if (!t.transport) {
       // The domain is no longer hosted here (configuration changed while it was queued).
       out.push_back(transport::Result{i, Status::Deferred,

@@ -8,6 +8,7 @@
 #pragma once
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -26,17 +27,27 @@ class LocalRouter final : public transport::Transport {
   ~LocalRouter() override;
   const char* name() const override { return "local"; }
   std::vector<transport::Result> deliver(const transport::Request& req) override;
+  // Reload: new transports for the new configuration; deliveries in progress finish with the
+  // ones they started with. Thread-safe.
+  void reconfigure(const config::Config& cfg);
 
  private:
   struct Target {
     transport::Transport* transport = nullptr;
     bool strip_domain = false;  // Maildir of a virtual domain: mailbox "name@d" → "name"
   };
-  Target target_for(const proto::EnvelopeRecipient& r) const;
+  struct Table {
+    Target local;
+    std::map<std::string, Target, std::less<>> virtuals;  // domain → target
+    std::vector<std::unique_ptr<transport::Transport>> owned;
+    Target target_for(const proto::EnvelopeRecipient& r) const;
+  };
+  std::shared_ptr<const Table> build(const config::Config& cfg) const;
 
-  Target local_;
-  std::map<std::string, Target, std::less<>> virtual_;  // domain → target
-  std::vector<std::unique_ptr<transport::Transport>> owned_;
+  transport::Transport& maildir_;
+  std::function<int()> barrier_;
+  mutable std::mutex mu_;
+  std::shared_ptr<const Table> table_;
 };
 
 }  // namespace carrier::server

@@ -48,6 +48,55 @@ session::Config session_config(const config::Config& c) {
   return s;
 }
 
+// One session configuration per listener (TLS and submission differ), shared by the
+// connections accepted there; a reload makes new ones for new connections.
+std::vector<net::ListenerSpec> listener_specs(const config::Config& c) {
+  std::vector<net::ListenerSpec> specs;
+  for (const auto& l : c.listeners) {
+    auto s = std::make_shared<session::Config>(session_config(c));
+    s->starttls_available = l.tls == "starttls";
+    s->submission = l.submission;
+    s->auth_available = l.submission;
+    s->auth_plaintext_loopback = c.auth_plaintext_on_loopback;
+    s->received_auth_user = c.auth_received_user;
+    s->sender_allowed = [](const session::AuthIdentity& who, const proto::Mailbox& sender) {
+      return auth::sender_allowed(who.senders, sender);
+    };
+    specs.push_back({l.address, l.port, l.name, std::move(s), l.tls == "implicit"});
+  }
+  return specs;
+}
+
+net::ServerLimits server_limits(const config::Config& c) {
+  net::ServerLimits l;
+  l.max_connections = c.limits.max_connections;
+  l.max_connections_per_ip = c.limits.max_connections_per_ip;
+  l.command_timeout = c.limits.command_timeout;
+  l.data_timeout = c.limits.data_timeout;
+  return l;
+}
+
+std::vector<transport::SmtpRoute> relay_routes(const config::Config& c) {
+  auto to_route = [](const config::Route& r) {
+    transport::SmtpRoute x;
+    x.domain = r.domain;
+    x.host = r.host;
+    x.port = r.port;
+    x.mx = r.mx;
+    x.rate = r.rate;
+    x.tls = r.tls == "none"      ? session::TlsPolicy::None
+            : r.tls == "encrypt" ? session::TlsPolicy::Encrypt
+            : r.tls == "verify"  ? session::TlsPolicy::Verify
+                                 : session::TlsPolicy::May;
+    x.tls_name = r.tls_name;
+    return x;
+  };
+  std::vector<transport::SmtpRoute> out;
+  for (const auto& r : c.routes) out.push_back(to_route(r));
+  if (c.smarthost) out.push_back(to_route(*c.smarthost));
+  return out;
+}
+
 session::LocalPolicyData policy_data(const config::Config& c) {
   session::LocalPolicyData d;
   d.domains = c.local_domains;
@@ -283,21 +332,6 @@ int serve(const config::Config& cfg) {
     users.replace(std::move(db).value());
   }
 
-  // One session configuration per listener: TLS and submission differ.
-  std::vector<session::Config> listener_cfgs;
-  listener_cfgs.reserve(cfg.listeners.size());
-  for (const auto& l : cfg.listeners) {
-    session::Config s = session_config(cfg);
-    s.starttls_available = l.tls == "starttls";
-    s.submission = l.submission;
-    s.auth_available = l.submission;
-    s.auth_plaintext_loopback = cfg.auth_plaintext_on_loopback;
-    s.received_auth_user = cfg.auth_received_user;
-    s.sender_allowed = [](const session::AuthIdentity& who, const proto::Mailbox& sender) {
-      return auth::sender_allowed(who.senders, sender);
-    };
-    listener_cfgs.push_back(std::move(s));
-  }
   const session::Config scfg = session_config(cfg);
   config::Config live = cfg;  // what reloads change (map files)
   reload_maps(live, true);
@@ -353,22 +387,7 @@ int serve(const config::Config& cfg) {
   transport::SmtpOptions ropts;
   ropts.helo_name = cfg.hostname;
   ropts.port = cfg.relay_port;
-  auto to_route = [](const config::Route& r) {
-    transport::SmtpRoute x;
-    x.domain = r.domain;
-    x.host = r.host;
-    x.port = r.port;
-    x.mx = r.mx;
-    x.rate = r.rate;
-    x.tls = r.tls == "none"      ? session::TlsPolicy::None
-            : r.tls == "encrypt" ? session::TlsPolicy::Encrypt
-            : r.tls == "verify"  ? session::TlsPolicy::Verify
-                                 : session::TlsPolicy::May;
-    x.tls_name = r.tls_name;
-    return x;
-  };
-  for (const auto& r : cfg.routes) ropts.routes.push_back(to_route(r));
-  if (cfg.smarthost) ropts.routes.push_back(to_route(*cfg.smarthost));
+  ropts.routes = relay_routes(cfg);
   ropts.dns.upstream = cfg.dns_upstream;
   ropts.dns.ipv4 = cfg.dns_ipv4;
   ropts.dns.ipv6 = cfg.dns_ipv6;
@@ -392,10 +411,7 @@ int serve(const config::Config& cfg) {
   ctx.session = &scfg;
   ctx.recipients = &policy;
   ctx.spool = &spool;
-  ctx.limits.max_connections = cfg.limits.max_connections;
-  ctx.limits.max_connections_per_ip = cfg.limits.max_connections_per_ip;
-  ctx.limits.command_timeout = cfg.limits.command_timeout;
-  ctx.limits.data_timeout = cfg.limits.data_timeout;
+  ctx.limits = server_limits(cfg);
   ctx.on_queued = [&delivery, &trace](const std::string& id, const std::string& info) {
     trace.append(id, info);
     delivery.submit(id);
@@ -450,11 +466,7 @@ int serve(const config::Config& cfg) {
     std::printf("carrier: admin API on %s\n", r.value().c_str());
   }
 
-  std::vector<net::ListenerSpec> specs;
-  for (std::size_t i = 0; i < cfg.listeners.size(); ++i) {
-    const auto& l = cfg.listeners[i];
-    specs.push_back({l.address, l.port, l.name, &listener_cfgs[i], l.tls == "implicit"});
-  }
+  const std::vector<net::ListenerSpec> specs = listener_specs(cfg);
   auto bound = smtp.listen(specs);
   if (!bound) {
     spdlog::critical("{}", bound.error().message);
@@ -545,7 +557,10 @@ int serve(const config::Config& cfg) {
         next.data_dir = current.data_dir;
         next.spool_dir = current.spool_dir;
         next.mail_dir = current.mail_dir;
-        next.listeners = current.listeners;
+        if (current.listeners_from_command_line) {
+          next.listeners = current.listeners;
+          next.listeners_from_command_line = true;
+        }
         diags = config::validate_runtime(next);
         auto more = check_files(next);
         diags.insert(diags.end(), more.begin(), more.end());
@@ -561,14 +576,20 @@ int serve(const config::Config& cfg) {
         return errs;
       }
     }
+    // Listeners first: if a new one cannot be bound, nothing is applied.
+    auto bound_now = smtp.reconfigure(listener_specs(next));
+    if (!bound_now) {
+      spdlog::error("reload: {}; the running configuration stays", bound_now.error().message);
+      sd_notify("READY=1");
+      return bound_now.error().message;
+    }
+    smtp.set_limits(server_limits(next));
+    relay.set_routes(relay_routes(next));
+    local.reconfigure(next);
     std::vector<std::string> restart;
-    if (next.hostname != current.hostname) restart.push_back("[server] hostname");
-    if (next.routes.size() != current.routes.size() || next.smarthost.has_value() != current.smarthost.has_value())
-      restart.push_back("[[route]] / smarthost");
-    if (next.limits.max_message_size != current.limits.max_message_size ||
-        next.limits.max_connections != current.limits.max_connections)
-      restart.push_back("[limits]");
-    if (next.local_delivery.method != current.local_delivery.method) restart.push_back("[local] delivery");
+    if (next.hostname != current.hostname) restart.push_back("[server] hostname (relay EHLO name)");
+    if (next.dns_upstream != current.dns_upstream) restart.push_back("[dns]");
+    if (next.delivery_threads != current.delivery_threads) restart.push_back("[server] delivery_threads");
     if (config::tls_wanted(next)) {
       if (auto t = load_server_tls(next, false)) {
         tls_store.replace(std::move(t).value());
@@ -644,6 +665,9 @@ int serve(const config::Config& cfg) {
   });
   sd_notify("READY=1");
   io.run();
+  // Stopping now: a second SIGTERM (a service manager repeating itself) must not cut the
+  // orderly shutdown short. (Acknowledged mail is durable either way.)
+  ::signal(SIGTERM, SIG_IGN);
   hup.cancel();
   admin_srv.stop();
   map_timer.cancel();

@@ -139,3 +139,53 @@ def test_drops_root_to_the_configured_user(carrier_factory):
         assert "running as nobody" in c.log()
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _greets(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            return s.recv(512).startswith(b"220 ")
+    except OSError:
+        return False
+
+
+def test_reload_adds_and_removes_listeners_and_changes_routes(carrier_factory):
+    """Listeners added or removed and routes changed on reload, without a restart and without
+    dropping the session in progress."""
+    dead, extra = _free_port(), _free_port()
+    b = carrier_factory(local={"domains": ["b.test"], "mailboxes": ["bob"],
+                               "aliases": {"team": ["bob"], "abuse": ["bob"]}})
+    sections = dict(relay={"trusted_networks": ["127.0.0.0/8"]},
+                    server={"retry_initial": "1h", "retry_max": "1h"},
+                    route=[{"domain": "b.test", "next_hop": f"[127.0.0.1]:{dead}", "tls": "none"}])
+    a = carrier_factory(**sections)
+    with a.smtp() as s:
+        s.sendmail("x@example.net", ["bob@b.test"], b"Subject: rerouted\r\n\r\nx\r\n")
+    wait_for(lambda: "status=deferred" in a.log(), 15, what="a deferral to the dead next hop")
+
+    new = dict(a.sections)
+    new["listener"] = a.sections["listener"] + [{"address": f"127.0.0.1:{extra}", "name": "extra"}]
+    new["route"] = [{"domain": "b.test", "next_hop": f"[127.0.0.1]:{b.port}", "tls": "none"}]
+    a.config_path.write_text(render_config(new))
+    with a.smtp() as open_session:
+        open_session.ehlo()
+        r = reload(a)
+        assert r.returncode == 0, r.stderr
+        assert open_session.noop()[0] == 250
+    assert _greets(extra), "the added listener accepts"
+    assert _greets(a.port), "the old listener still accepts"
+    subprocess.run([str(CARRIER_BIN), "queue", "--config", str(a.config_path), "retry", "--all"],
+                   check=True, capture_output=True, timeout=30)
+    (m,) = b.wait_messages("bob", 1)
+    assert b"Subject: rerouted" in m
+
+    a.config_path.write_text(render_config(dict(new, listener=a.sections["listener"])))
+    assert reload(a).returncode == 0
+    wait_for(lambda: not _greets(extra), 10, what="the removed listener to stop accepting")
+    assert _greets(a.port)

@@ -409,7 +409,10 @@ asio::awaitable<void> SmtpTransport::Impl::run_job(Job* jp, std::promise<void>* 
     for (std::size_t idx : job.rcpts) job.results.push_back(Result{idx, st, detail});
   };
   try {
-    const SmtpRoute* route = match_route(opts.routes, job.domain);
+    // A copy: a reload may replace opts.routes while this job waits.
+    std::optional<SmtpRoute> route_copy;
+    if (const SmtpRoute* m = match_route(opts.routes, job.domain)) route_copy = *m;
+    const SmtpRoute* route = route_copy ? &*route_copy : nullptr;
     const std::uint16_t port = route && route->port ? route->port : opts.port;
     const session::TlsPolicy tls = route ? route->tls : session::TlsPolicy::May;
     std::vector<Target> targets;
@@ -513,6 +516,12 @@ carrier::Result<void> SmtpTransport::start() {
   impl_->work.emplace(impl_->io.get_executor());
   impl_->thread = std::thread([im = impl_.get()] { im->io.run(); });
   return {};
+}
+
+void SmtpTransport::set_routes(std::vector<SmtpRoute> routes) {
+  // opts.routes is read only on the I/O thread: change it there.
+  auto im = impl_;
+  asio::post(impl_->io, [im, r = std::move(routes)]() mutable { im->opts.routes = std::move(r); });
 }
 
 void SmtpTransport::stop() {

@@ -49,6 +49,8 @@ class SmtpTransport final : public Transport {
   SmtpTransport& operator=(const SmtpTransport&) = delete;
 
   carrier::Result<void> start();  // resolver and I/O thread
+  // Reload: messages started from now on use these routes. Thread-safe.
+  void set_routes(std::vector<SmtpRoute> routes);
   void stop();           // finishes nothing new; deliveries in progress end with TempFail
 
   const char* name() const override { return "smtp"; }
