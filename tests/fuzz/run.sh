@@ -12,7 +12,7 @@ fi
 build=$(cd "$1" && pwd) || exit 2
 seconds=$2
 here=$(cd "$(dirname "$0")" && pwd)
-targets="fuzz_command fuzz_address fuzz_data fuzz_xtext fuzz_reply fuzz_dns_rdata fuzz_sasl"
+targets="fuzz_command fuzz_address fuzz_data fuzz_xtext fuzz_reply fuzz_dns_rdata fuzz_sasl fuzz_server_session"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
