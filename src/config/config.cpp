@@ -156,6 +156,7 @@ class Loader {
   void virtual_domain(const toml::table& t);
   void auth(const toml::table& t);
   void admin(const toml::table& t);
+  void metrics(const toml::table& t);
   std::optional<CertPair> cert_pair(const toml::table& t, const std::string& ctx);
   void resolve_aliases();
 
@@ -921,6 +922,32 @@ void Loader::admin(const toml::table& t) {
     error(t.source(), "[admin]: listen needs a token (16 characters or more)");
 }
 
+void Loader::metrics(const toml::table& t) {
+  for (auto&& [k, v] : t) {
+    const std::string key(k.str());
+    const std::string ctx = "[metrics] " + key;
+    if (key != "listen") {
+      unknown_key(k, "[metrics]");
+      continue;
+    }
+    auto str = get_string(v, ctx);
+    if (!str) continue;
+    std::string why;
+    auto hp = parse_host_port(*str, why);
+    if (!hp) {
+      error(v, ctx, "invalid address \"" + *str + "\": " + why);
+      continue;
+    }
+    auto ip = syntax::canonical_ip(hp->first).value_or("");
+    if (ip.rfind("127.", 0) != 0 && ip != "::1") {
+      error(v, ctx, "must be a loopback address (127.0.0.0/8 or [::1]): metrics are not for the "
+                    "world; put a proxy in front if they must travel, got \"" + *str + "\"");
+      continue;
+    }
+    c_.metrics_listen = *str;
+  }
+}
+
 void Loader::auth(const toml::table& t) {
   const std::string sec = "[auth]";
   for (auto&& [k, v] : t) {
@@ -1171,10 +1198,12 @@ std::optional<Config> Loader::run(std::string_view text) {
       if (const auto* t = get_table(v, "[auth]")) auth(*t);
     } else if (key == "admin") {
       if (const auto* t = get_table(v, "[admin]")) admin(*t);
+    } else if (key == "metrics") {
+      if (const auto* t = get_table(v, "[metrics]")) metrics(*t);
     } else if (v.is_table() || v.is_array_of_tables()) {
       error(k.source(), "unknown section [" + key +
                             "] (known: [server], [[listener]], [limits], [local], [relay], "
-                            "[[route]], [dns], [tls], [auth], [[virtual]], [admin])");
+                            "[[route]], [dns], [tls], [auth], [[virtual]], [admin], [metrics])");
     } else {
       error(k.source(), "unknown key '" + key + "' at top level (keys belong in a [section])");
     }

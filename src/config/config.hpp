@@ -160,6 +160,9 @@ struct Config {
   std::string admin_listen;   // "127.0.0.1:9926"; "" none
   std::string admin_token;    // required with admin_listen
 
+  // [metrics] GET /metrics (Prometheus) and /healthz on a loopback address; "" off
+  std::string metrics_listen;
+
   // [dns]
   std::string dns_upstream;   // "127.0.0.1@5353" forwarder; empty: /etc/resolv.conf
   bool dns_ipv4 = true, dns_ipv6 = true, dns_prefer_ipv6 = false;

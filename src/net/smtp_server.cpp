@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "proto/data.hpp"
+#include "metrics/metrics.hpp"
 #include "proto/headers.hpp"
 
 namespace carrier::net {
@@ -79,6 +80,23 @@ constexpr std::size_t kIdleBufferKeep = 4096;
 // passed on unchanged.
 constexpr std::size_t kMaxHeldHeader = 256 * 1024;
 constexpr std::size_t kMaxAuthFailureEntries = 10000;
+
+struct NetMetrics {
+  metrics::CounterFamily& tls = metrics::global().counter_family(
+      "carrier_tls_handshakes_total", "Inbound TLS handshakes by result and TLS version",
+      {"result", "version"}, 16);
+  metrics::CounterFamily& auth = metrics::global().counter_family(
+      "carrier_auth_total", "SMTP AUTH attempts by result (ok, bad, tempfail, throttled)",
+      {"result"}, 8);
+  metrics::Histogram& to_250 = metrics::global().histogram(
+      "carrier_time_to_250_seconds",
+      "From the start of DATA/BDAT to the 250 that says the message is durable",
+      {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10});
+};
+NetMetrics& net_metrics() {
+  static NetMetrics m;
+  return m;
+}
 
 bool is_loopback(const std::string& ip) {
   asio::error_code ec;
@@ -185,6 +203,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   session::ContentReport report_;
   proto::HeaderScanner scanner_;
   bool holding_ = false;  // submission: header section held back (see release_held)
+  Clock::time_point message_started_{};  // DATA/BDAT began (time-to-250 metric)
   std::string held_;
 };
 
@@ -307,6 +326,7 @@ asio::awaitable<void> Connection::read_command() {
 }
 
 void Connection::open_message() {
+  message_started_ = Clock::now();
   report_ = {};
   scanner_.reset();
   auto now = std::chrono::system_clock::now();
@@ -464,6 +484,7 @@ asio::awaitable<void> Connection::commit() {
     }
     session_.on_committed(r.value());
     ++srv_->stats.messages_accepted;
+    net_metrics().to_250.observe(std::chrono::duration<double>(Clock::now() - message_started_).count());
     log_events();
     if (srv_->ctx.on_queued) srv_->ctx.on_queued(r.value(), info);
   } else {
@@ -484,11 +505,13 @@ asio::awaitable<bool> Connection::start_tls() {
   deadline_ = Clock::time_point::max();
   if (ec) {
     ++srv_->stats.tls_failures;
+    net_metrics().tls.with({"failed", ""}).inc();
     spdlog::info("conn={} TLS handshake failed from [{}]: {}", id_, ip_,
                  timed_out_ ? std::string("timeout") : tls::handshake_error(nullptr, ec.message()));
     co_return false;
   }
   ++srv_->stats.tls_handshakes;
+  net_metrics().tls.with({"ok", SSL_get_version(tls_->native_handle())}).inc();
   session_.on_tls_started(tls::describe(tls_->native_handle()));
   co_return true;
 }
@@ -504,6 +527,7 @@ asio::awaitable<void> Connection::authenticate() {
     it = table.end();
   }
   if (it != table.end() && it->second.count >= lim.max_failures) {
+    net_metrics().auth.with({"throttled"}).inc();
     session_.on_auth_result(V::Throttled);
     co_return;
   }
@@ -537,6 +561,7 @@ asio::awaitable<void> Connection::authenticate() {
     t.expires_after(lim.failure_delay);
     co_await t.async_wait(use_tuple);
   }
+  net_metrics().auth.with({res.verdict == V::Ok ? "ok" : res.verdict == V::Bad ? "bad" : "tempfail"}).inc();
   session_.on_auth_result(res.verdict, std::move(res.who));
 }
 

@@ -20,8 +20,11 @@
 #include <mutex>
 
 #include "auth/userdb.hpp"
+#include "base/queue_id.hpp"
 #include "base/sd_notify.hpp"
 #include "admin/admin.hpp"
+#include "metrics/http.hpp"
+#include "metrics/metrics.hpp"
 #include "net/smtp_server.hpp"
 #include "queue/delivery.hpp"
 #include "session/policy.hpp"
@@ -530,6 +533,61 @@ int serve(const config::Config& cfg) {
   spdlog::info("carrier {} started: {} listener(s), spool {}, {} message(s) to recover",
                CARRIER_VERSION, bound->size(), cfg.spool_dir.string(), spool.list().size());
 
+  // Metrics: what the modules count, plus values read at scrape time from here.
+  {
+    auto& reg = metrics::global();
+    reg.gauge_callback("carrier_connections_current", "SMTP connections open now", [&smtp] {
+      return std::vector<std::pair<metrics::Labels, double>>{{{}, double(smtp.stats().connections_current)}};
+    });
+    reg.counter_callback("carrier_connections_total", "SMTP connections accepted or refused, by result", [&smtp] {
+      auto st = smtp.stats();
+      return std::vector<std::pair<metrics::Labels, double>>{
+          {{{"result", "accepted"}}, double(st.connections_total - st.connections_rejected)},
+          {{{"result", "rejected_limit"}}, double(st.connections_rejected)}};
+    });
+    reg.counter_callback("carrier_messages_received_total", "Messages acknowledged with 250 (durable)", [&smtp] {
+      return std::vector<std::pair<metrics::Labels, double>>{{{}, double(smtp.stats().messages_accepted)}};
+    });
+    reg.gauge_callback("carrier_queue_messages", "Messages in the queue by state", [&delivery] {
+      std::map<std::string, double> n;
+      for (const char* st : {"active", "deferred", "waiting", "held"}) n[st] = 0;
+      for (const auto& q : delivery.snapshot()) n[q.state] += 1;
+      std::vector<std::pair<metrics::Labels, double>> out;
+      for (auto& [k, v] : n) out.push_back({{{"state", k}}, v});
+      return out;
+    });
+    reg.gauge_callback("carrier_queue_oldest_age_seconds", "Age of the oldest message by state", [&delivery] {
+      std::map<std::string, double> oldest;
+      const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+      for (const auto& q : delivery.snapshot()) {
+        const double born = double(queue_id_time_ms(q.id)) / 1000.0;
+        oldest[q.state] = std::max(oldest[q.state], born > 0 ? now - born : 0.0);
+      }
+      std::vector<std::pair<metrics::Labels, double>> out;
+      for (auto& [k, v] : oldest) out.push_back({{{"state", k}}, v});
+      return out;
+    });
+    reg.gauge_callback("carrier_spool_bytes", "Bytes of queued message files", [&cfg] {
+      std::uintmax_t total = 0;
+      std::error_code ec;
+      for (const auto& e : fs::directory_iterator(cfg.spool_dir / "queue", ec))
+        if (e.is_regular_file(ec)) total += e.file_size(ec);
+      return std::vector<std::pair<metrics::Labels, double>>{{{}, double(total)}};
+    });
+  }
+  metrics::HttpServer metrics_http;
+  if (!cfg.metrics_listen.empty()) {
+    auto hp = config::parse_host_port(cfg.metrics_listen);
+    auto r = hp ? metrics_http.start(hp->first, hp->second)
+                : Result<std::uint16_t>(Error{"bad [metrics] listen"});
+    if (!r) {
+      spdlog::critical("{}", r.error().message);
+      return 1;
+    }
+    std::printf("carrier: metrics on %s:%u\n", hp->first.c_str(), static_cast<unsigned>(r.value()));
+    std::fflush(stdout);
+  }
+
   // The pid file lets `carrier reload` find this process.
   const fs::path pid_file = cfg.data_dir / "carrier.pid";
   {
@@ -669,6 +727,8 @@ int serve(const config::Config& cfg) {
   // orderly shutdown short. (Acknowledged mail is durable either way.)
   ::signal(SIGTERM, SIG_IGN);
   hup.cancel();
+  metrics_http.stop();
+  metrics::global().clear_callbacks();
   admin_srv.stop();
   map_timer.cancel();
   auth_pool.join();

@@ -1,6 +1,7 @@
 // carrier transport/smtp: the relay transport's I/O. See smtp_transport.hpp.
 #include "proto/address.hpp"
 #include "transport/smtp/smtp_transport.hpp"
+#include "metrics/metrics.hpp"
 
 // g++ 12 reports -Wmismatched-new-delete inside asio's awaitable frame allocator (its own
 // operator new/delete pair) for coroutines with many locals: a known false positive.
@@ -113,6 +114,17 @@ struct SmtpTransport::Impl : std::enable_shared_from_this<Impl> {
   asio::awaitable<bool> attempt(Job& job, const Target& t, session::TlsPolicy tls,
                                 const std::string& tls_name, std::string& why, bool& tls_failed);
 };
+
+namespace {
+// DNS lookups the relay makes, by type and result (ok, nullmx, notfound, tempfail).
+void count_lookup(const char* type, dns::Status st) {
+  static auto& f = metrics::global().counter_family(
+      "carrier_dns_lookups_total", "DNS lookups by the relay, by type and result", {"type", "result"}, 16);
+  const char* r = st == dns::Status::Ok ? "ok" : st == dns::Status::NullMx ? "nullmx"
+                  : st == dns::Status::NotFound ? "notfound" : "tempfail";
+  f.with({type, r}).inc();
+}
+}  // namespace
 
 asio::awaitable<dns::MxResult> SmtpTransport::Impl::lookup_mx(std::string name) {
   auto* r = &resolver;
@@ -422,6 +434,7 @@ asio::awaitable<void> SmtpTransport::Impl::run_job(Job* jp, std::promise<void>* 
         targets.push_back(Target{route->host, route->host, port});
       } else {
         dns::AddrResult a = co_await lookup_addresses(route->host);
+        count_lookup("address", a.status);
         if (a.status != dns::Status::Ok) {
           // A configured next hop that does not resolve is the operator's to fix: keep the mail.
           fail_all(Status::Deferred, "4.4.3 next hop " + route->host + ": " + a.error);
@@ -433,6 +446,7 @@ asio::awaitable<void> SmtpTransport::Impl::run_job(Job* jp, std::promise<void>* 
     } else {
       const std::string name = route ? route->host : job.domain;
       dns::MxResult mx = co_await lookup_mx(name);
+      count_lookup("mx", mx.status);
       switch (mx.status) {
         case dns::Status::NullMx:
           if (route) fail_all(Status::Deferred, "4.4.3 next hop " + name + " has a null MX");
