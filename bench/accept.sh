@@ -46,6 +46,7 @@ CONF=$W/carrier.toml
 cat > "$CONF" <<EOF
 [server]
 hostname = "carrier.bench.invalid"
+run_as_root = true
 data_dir = "$W/var"
 log_level = "warn"
 

@@ -18,6 +18,7 @@ rm -rf "$root"; mkdir -p "$root"
 cat > "$root/carrier.toml" <<EOT
 [server]
 hostname = "carrier.backlog.invalid"
+run_as_root = true
 data_dir = "$root/var"
 log_level = "warn"
 delivery_threads = 32

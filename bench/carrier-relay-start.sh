@@ -8,6 +8,7 @@ rm -rf "$root"; mkdir -p "$root"
 cat > "$root/carrier.toml" <<EOT
 [server]
 hostname = "carrier.bench.invalid"
+run_as_root = true
 data_dir = "$root/var"
 sync_mode = "${SYNC_MODE:-file}"
 delivery_threads = 32

@@ -20,6 +20,7 @@ rm -rf "$W"; mkdir -p "$W"
 cat > "$W/carrier.toml" <<EOF
 [server]
 hostname = "carrier.idle.invalid"
+run_as_root = true
 data_dir = "$W/var"
 log_level = "warn"
 

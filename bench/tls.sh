@@ -154,6 +154,7 @@ rm -rf "$CW"; mkdir -p "$CW"
 cat > "$CW/carrier.toml" <<EOF
 [server]
 hostname = "carrier.bench.invalid"
+run_as_root = true
 data_dir = "$CW/var"
 sync_mode = "file"
 delivery_threads = 32

@@ -381,6 +381,13 @@ void Loader::server(const toml::table& t) {
       if (auto d = get_duration(v, ctx, 0s, 24h * 365)) c_.delay_warning = *d;
     } else if (key == "max_bounces_per_minute") {
       if (auto i = get_int(v, ctx, 1, 100000)) c_.max_bounces_per_minute = static_cast<int>(*i);
+    } else if (key == "run_as_root") {
+      auto b = v.as_boolean();
+      if (!b) {
+        wrong_type(v, ctx, "a boolean (true or false)");
+        continue;
+      }
+      c_.run_as_root = b->get();
     } else if (key == "user" || key == "group") {
       auto str = get_string(v, ctx);
       if (!str) continue;
@@ -1243,6 +1250,8 @@ Config defaults() {
   c.listeners = {Listener{},
                  Listener{"127.0.0.1", 5870, "submission", "starttls", true},
                  Listener{"127.0.0.1", 4650, "submissions", "implicit", true}};
+  // The demo configuration (make run) may run as root: it listens on loopback ports only.
+  c.run_as_root = true;
   apply_data_dir(c, "var");
   return c;
 }

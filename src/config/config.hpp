@@ -117,6 +117,9 @@ struct Config {
   // Started as root: after binding the listeners and reading keys, carrier gives its data
   // directories to this user and group and switches to them. "" stays as started.
   std::string user, group;
+  // Started as root without `user`: refuse to run unless this says root is intended (the
+  // built-in demo configuration on loopback ports sets it).
+  bool run_as_root = false;
   std::vector<Listener> listeners;        // [[listener]]; default one on 127.0.0.1:2525
   bool listeners_from_command_line = false;  // --listen replaced them (a reload keeps it)
   Limits limits;                          // [limits]

@@ -239,9 +239,13 @@ void chown_tree(const std::filesystem::path& root, uid_t uid, gid_t gid) {
 // (ports below 1024, keys readable only by root) is done. Returns an error text or "".
 std::string drop_privileges(const config::Config& cfg, const std::vector<std::filesystem::path>& own) {
   if (cfg.user.empty()) {
+    if (::geteuid() == 0 && !cfg.run_as_root)
+      return "refusing to run as root: set [server] user = \"carrier\" (an unprivileged user; "
+             "carrier binds its ports and reads its keys as root first, then switches), or "
+             "run_as_root = true if root is really intended";
     if (::geteuid() == 0)
-      spdlog::warn("running as root: set [server] user (for example \"carrier\") to run with "
-                   "least privilege");
+      spdlog::warn("running as root (run_as_root = true): set [server] user to run with least "
+                   "privilege");
     return {};
   }
   if (::geteuid() != 0) return {};  // already unprivileged: nothing to switch

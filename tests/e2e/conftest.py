@@ -52,6 +52,7 @@ def default_sections(data_dir: Path) -> dict:
             "log_format": "text",
             "bare_newline": "reject",
             "retry_initial": "1s",
+            "run_as_root": True,  # the tests run as root; production configs set `user`
         },
         "listener": [{"address": "127.0.0.1:0"}],
         "limits": {

@@ -454,7 +454,8 @@ def carrier_sections(data_dir: Path, *, hostname: str, listen: str, relay_port: 
     base = default_sections(data_dir)
     sections: dict = {
         "server": {"hostname": hostname, "data_dir": str(data_dir), "log_format": "text",
-                   "log_level": "debug", "retry_initial": "1s", "retry_max": "2s"},
+                   "log_level": "debug", "retry_initial": "1s", "retry_max": "2s",
+                   "run_as_root": True},
         "listener": [{"address": listen}],
         "limits": base["limits"],
         "local": {"domains": domains, "mailboxes": mailboxes},

@@ -189,3 +189,16 @@ def test_reload_adds_and_removes_listeners_and_changes_routes(carrier_factory):
     assert reload(a).returncode == 0
     wait_for(lambda: not _greets(extra), 10, what="the removed listener to stop accepting")
     assert _greets(a.port)
+
+
+def test_refuses_to_run_as_root_unless_told(carrier_factory):
+    """Least privilege (issue 7): a configuration that neither names a [server] user nor says
+    run_as_root = true is refused when started as root, with the fix in the message."""
+    import os
+    if os.geteuid() != 0:
+        return
+    c = carrier_factory(start=False, server={"run_as_root": False})
+    r = subprocess.run([str(CARRIER_BIN), "serve", "--config", str(c.config_path)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1
+    assert "refusing to run as root" in r.stderr and 'user = "carrier"' in r.stderr, r.stderr
