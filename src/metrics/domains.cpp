@@ -1,5 +1,5 @@
-// carrier metrics: delivery results by destination domain, top N labelled (see domains.hpp).
-// Domain names are UNTRUSTED (from envelopes): normalised and bounded here.
+// carrier metrics: delivery results by destination domain, the top N labelled (see
+// domains.hpp). Domain names are UNTRUSTED (from envelopes): normalised and bounded here.
 #include "metrics/domains.hpp"
 
 #include <algorithm>
@@ -9,7 +9,8 @@ namespace carrier::metrics {
 
 namespace {
 
-constexpr std::size_t kMaxDomain = 253;  // RFC 1035 2.3.4 (text form without the final dot)
+constexpr std::size_t kMaxDomain = 253;  // RFC 1035 2.3.4 (text form, no final dot)
+constexpr std::size_t kMaxTransportName = 32;
 constexpr std::string_view kOther = "other";
 
 std::string normalize(std::string_view d) {
@@ -22,52 +23,37 @@ std::string normalize(std::string_view d) {
   return s;
 }
 
-const char* outcome_name(int o) {
-  switch (o) {
-    case 0: return "carrier_messages_delivered_total";
-    case 1: return "carrier_messages_deferred_total";
-    case 2: return "carrier_messages_bounced_total";
-    default: return "carrier_messages_expired_total";
-  }
-}
-
-const char* outcome_help(int o) {
-  switch (o) {
-    case 0: return "Recipients delivered, by transport and destination domain (top domains, the rest as \"other\").";
-    case 1: return "Recipient delivery attempts deferred (temporary failure), by transport and destination domain.";
-    case 2: return "Recipients failed permanently (returned to the sender), by transport and destination domain.";
-    default: return "Recipients that expired in the queue (max lifetime reached), by transport and destination domain.";
-  }
-}
-
 }  // namespace
+
+std::string_view to_string(Outcome o) {
+  switch (o) {
+    case Outcome::Delivered: return "delivered";
+    case Outcome::Deferred: return "deferred";
+    case Outcome::Bounced: return "bounced";
+    case Outcome::Expired: return "expired";
+  }
+  return "other";
+}
 
 DomainCounters::DomainCounters(std::size_t top_n, std::size_t tracked)
     : top_n_(top_n), tracked_(std::max(tracked, top_n)) {}
 
-const std::vector<std::string>& DomainCounters::family_names() {
-  static const std::vector<std::string> names{outcome_name(0), outcome_name(1), outcome_name(2),
-                                              outcome_name(3)};
-  return names;
-}
-
 std::string DomainCounters::transport_label_locked(std::string_view t) {
   for (const auto& x : transports_)
     if (x == t) return x;
-  if (transports_.size() >= kMaxTransports || t.empty() || t.size() > 32)
+  if (transports_.size() >= kMaxTransports || t.empty() || t.size() > kMaxTransportName)
     return std::string(kOther);
   transports_.emplace_back(t);
   return std::string(t);
 }
 
-void DomainCounters::add(Outcome o, std::string_view transport, std::string_view domain,
+void DomainCounters::add(std::string_view transport, Outcome o, std::string_view domain,
                          std::uint64_t n) {
   std::string d = normalize(domain);
   std::lock_guard lk(mu_);
   // Space-Saving: a domain not counted yet takes the place of the least counted one and
   // inherits its count (an over-estimate by at most that count).
-  auto it = counts_.find(d);
-  if (it != counts_.end()) {
+  if (auto it = counts_.find(d); it != counts_.end()) {
     it->second += n;
   } else if (counts_.size() < tracked_) {
     counts_.emplace(d, n);
@@ -78,9 +64,8 @@ void DomainCounters::add(Outcome o, std::string_view transport, std::string_view
     counts_.erase(min);
     counts_.emplace(d, base + n);
   }
-  Key key{static_cast<int>(o), transport_label_locked(transport)};
-  auto l = labelled_.find(d);
-  if (l != labelled_.end()) l->second[key] += n;
+  Key key{transport_label_locked(transport), o};
+  if (auto l = labelled_.find(d); l != labelled_.end()) l->second[key] += n;
   else other_[key] += n;
 }
 
@@ -112,29 +97,41 @@ void DomainCounters::rerank_locked() {
   for (const auto& d : top) labelled_.try_emplace(d);  // counts from now on
 }
 
-std::vector<DomainCounters::Series> DomainCounters::collect() {
+std::vector<std::pair<Labels, double>> DomainCounters::collect() {
   std::lock_guard lk(mu_);
   rerank_locked();
-  std::vector<Series> out;
-  for (int o = 0; o < static_cast<int>(kOutcomes); ++o) {
-    for (const auto& [d, m] : labelled_)
-      for (const auto& [k, v] : m)
-        if (k.first == o) out.push_back(Series{static_cast<Outcome>(o), k.second, d, v});
-    for (const auto& [k, v] : other_)
-      if (k.first == o) out.push_back(Series{static_cast<Outcome>(o), k.second, std::string(kOther), v});
-  }
+  std::vector<std::pair<Labels, double>> out;
+  auto emit = [&](const Key& k, const std::string& domain, std::uint64_t v) {
+    out.push_back({Labels{{"transport", k.first},
+                          {"outcome", std::string(to_string(k.second))},
+                          {"domain", domain}},
+                   static_cast<double>(v)});
+  };
+  for (const auto& [d, m] : labelled_)
+    for (const auto& [k, v] : m) emit(k, d, v);
+  for (const auto& [k, v] : other_) emit(k, std::string(kOther), v);
   return out;
 }
 
-void DomainCounters::write(TextWriter& w) {
-  const auto series = collect();
-  static const std::vector<std::string> labels{"transport", "domain"};
-  for (int o = 0; o < static_cast<int>(kOutcomes); ++o) {
-    w.header(outcome_name(o), outcome_help(o), "counter");
-    for (const auto& s : series)
-      if (static_cast<int>(s.outcome) == o)
-        w.sample(outcome_name(o), labels, {s.transport, s.domain}, s.value);
-  }
+std::vector<std::string> DomainCounters::labelled() const {
+  std::lock_guard lk(mu_);
+  std::vector<std::string> out;
+  for (const auto& [d, m] : labelled_) out.push_back(d);
+  return out;
+}
+
+DomainCounters& deliveries() {
+  static DomainCounters* d = [] {
+    static DomainCounters counters;
+    global().counter_source(
+        "carrier_deliveries_total",
+        "Recipient delivery results by transport, outcome (delivered, deferred, bounced, "
+        "expired) and destination domain (the 20 busiest domains by count, the rest as "
+        "\"other\")",
+        [] { return counters.collect(); });
+    return &counters;
+  }();
+  return *d;
 }
 
 }  // namespace carrier::metrics

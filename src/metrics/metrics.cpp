@@ -12,6 +12,7 @@ Histogram::Histogram(std::vector<double> bounds)
 }
 
 void Histogram::observe(double v) {
+  if (std::isnan(v)) return;
   std::size_t i = 0;
   while (i < bounds_.size() && v > bounds_[i]) ++i;
   buckets_[i].fetch_add(1, std::memory_order_relaxed);
@@ -106,17 +107,65 @@ void Registry::counter_callback(const std::string& name, const std::string& help
   f.sampler = std::move(fn);
 }
 
+void Registry::counter_source(const std::string& name, const std::string& help, Sampler fn) {
+  std::lock_guard lk(mu_);
+  Family& f = families_[name];
+  f.help = help;
+  f.type = "counter";
+  f.sampler = std::move(fn);
+  f.source = true;
+}
+
 void Registry::clear_callbacks() {
   std::lock_guard lk(mu_);
   for (auto it = families_.begin(); it != families_.end();)
-    it = it->second.sampler ? families_.erase(it) : std::next(it);
+    it = it->second.sampler && !it->second.source ? families_.erase(it) : std::next(it);
 }
+
+namespace {
+// Length of the valid UTF-8 sequence at v[i], or 0 when there is none (overlong forms,
+// surrogates and code points above U+10FFFF are invalid: RFC 3629 3 and 4).
+std::size_t utf8_length(const std::string& v, std::size_t i) {
+  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(v[k]); };
+  const unsigned char c = b(i);
+  if (c < 0x80) return 1;
+  std::size_t n;
+  std::uint32_t cp;
+  if (c >= 0xC2 && c <= 0xDF) n = 2, cp = c & 0x1F;
+  else if (c >= 0xE0 && c <= 0xEF) n = 3, cp = c & 0x0F;
+  else if (c >= 0xF0 && c <= 0xF4) n = 4, cp = c & 0x07;
+  else return 0;
+  if (i + n > v.size()) return 0;
+  for (std::size_t k = 1; k < n; ++k) {
+    if ((b(i + k) & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (b(i + k) & 0x3F);
+  }
+  if (n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) return 0;
+  if (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) return 0;
+  return n;
+}
+}  // namespace
 
 std::string escape_label(const std::string& v) {
   std::string r;
+  r.reserve(v.size());
+  for (std::size_t i = 0; i < v.size();) {
+    const char c = v[i];
+    const std::size_t n = utf8_length(v, i);
+    if (n == 0) r += "\xEF\xBF\xBD";  // U+FFFD for a byte that is not valid UTF-8
+    else if (c == '\\') r += "\\\\";
+    else if (c == '"') r += "\\\"";
+    else if (c == '\n') r += "\\n";
+    else r.append(v, i, n);
+    i += n ? n : 1;
+  }
+  return r;
+}
+
+std::string escape_help(const std::string& v) {
+  std::string r;
   for (char c : v) {
     if (c == '\\') r += "\\\\";
-    else if (c == '"') r += "\\\"";
     else if (c == '\n') r += "\\n";
     else r += c;
   }
@@ -145,7 +194,7 @@ std::string Registry::render() const {
   std::lock_guard lk(mu_);
   std::string out;
   for (const auto& [name, f] : families_) {
-    out += "# HELP " + name + " " + f.help + "\n";
+    out += "# HELP " + name + " " + escape_help(f.help) + "\n";
     out += "# TYPE " + name + " " + f.type + "\n";
     if (f.counter) out += name + " " + std::to_string(f.counter->value()) + "\n";
     if (f.labeled) {

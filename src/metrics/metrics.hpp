@@ -73,7 +73,10 @@ class Registry {
   using Sampler = std::function<std::vector<std::pair<Labels, double>>()>;
   void gauge_callback(const std::string& name, const std::string& help, Sampler fn);
   void counter_callback(const std::string& name, const std::string& help, Sampler fn);
-  // Removes every callback (their owners are going away).
+  // A counter family kept by a module for the life of the process and read at scrape time
+  // (e.g. metrics/domains.hpp); clear_callbacks() leaves it.
+  void counter_source(const std::string& name, const std::string& help, Sampler fn);
+  // Removes every callback (their owners are going away); counter sources stay.
   void clear_callbacks();
 
   // The Prometheus text exposition (format 0.0.4), families sorted by name.
@@ -86,6 +89,7 @@ class Registry {
     std::unique_ptr<CounterFamily> labeled;
     std::unique_ptr<Histogram> histogram;
     Sampler sampler;
+    bool source = false;  // counter_source(): not removed by clear_callbacks()
   };
   mutable std::mutex mu_;
   std::map<std::string, Family> families_;
@@ -94,7 +98,10 @@ class Registry {
 // The process-wide registry every module reports into.
 Registry& global();
 
-// Label value escaping of the text format: backslash, double quote and newline.
+// Label value escaping of the text format: backslash, double quote and newline; bytes that are
+// not valid UTF-8 (RFC 3629) become U+FFFD, so a scrape is always valid text.
 std::string escape_label(const std::string& v);
+// HELP text escaping of the text format: backslash and newline.
+std::string escape_help(const std::string& v);
 
 }  // namespace carrier::metrics

@@ -10,10 +10,9 @@
 // reply go to the DSN builder, which sanitises them).
 #include "queue/delivery.hpp"
 
-#include "metrics/metrics.hpp"
+#include "metrics/domains.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
 #include <exception>
 
@@ -720,27 +719,21 @@ void Delivery::process(const std::string& id) {
   }
 
   // Metrics: one count per recipient result, by transport, outcome and destination domain
-  // (bounded series), and the time from receipt to delivery.
+  // (the busiest domains by count, the rest as "other": metrics/domains.hpp), and the time
+  // from receipt to delivery.
   {
-    static auto& results = metrics::global().counter_family(
-        "carrier_deliveries_total",
-        "Recipient delivery results by transport, outcome (delivered, deferred, bounced, expired) "
-        "and destination domain (the first 100 domains seen, then \"other\")",
-        {"transport", "outcome", "domain"}, 400);
     static auto& to_delivery = metrics::global().histogram(
         "carrier_time_to_delivery_seconds", "Time from the 250 to final delivery, per recipient",
         {0.01, 0.05, 0.1, 0.5, 1, 5, 30, 60, 300, 1800, 3600, 14400, 86400});
     for (const auto& l : out.lines) {
-      const char* outcome = l.status == Status::Delivered ? "delivered"
-                            : l.status == Status::Deferred ? "deferred"
-                            : l.detail.rfind("4.4.7 ", 0) == 0 ? "expired"
-                                                               : "bounced";
-      std::string domain;
-      if (auto at = l.to.rfind('@'); at != std::string::npos)
-        domain = l.to.substr(at + 1, l.to.find('>', at) == std::string::npos ? std::string::npos
-                                                                              : l.to.find('>', at) - at - 1);
-      for (auto& c : domain) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      results.with({l.relay, outcome, domain}).inc();
+      const auto outcome = l.status == Status::Delivered ? metrics::Outcome::Delivered
+                           : l.status == Status::Deferred ? metrics::Outcome::Deferred
+                           : l.detail.rfind("4.4.7 ", 0) == 0 ? metrics::Outcome::Expired
+                                                              : metrics::Outcome::Bounced;
+      // l.to is "to=<local@domain>" maybe followed by " orig_to=<...>": the domain of to=.
+      std::string_view to = std::string_view(l.to).substr(0, l.to.find('>'));
+      const auto at = to.rfind('@');
+      metrics::count_delivery(l.relay, outcome, at == std::string_view::npos ? "" : to.substr(at + 1));
       if (l.status == Status::Delivered) to_delivery.observe(out.delay);
     }
   }
