@@ -65,7 +65,12 @@ void DomainCounters::add(std::string_view transport, Outcome o, std::string_view
     counts_.emplace(d, base + n);
   }
   Key key{transport_label_locked(transport), o};
-  if (auto l = labelled_.find(d); l != labelled_.end()) l->second[key] += n;
+  auto l = labelled_.find(d);
+  // While fewer than N domains have a label, a new one gets its own at once (exact from its
+  // first message); once all N are taken, the ranking at the next scrape decides.
+  if (l == labelled_.end() && labelled_.size() < top_n_ && d != kOther)
+    l = labelled_.try_emplace(d).first;
+  if (l != labelled_.end()) l->second[key] += n;
   else other_[key] += n;
 }
 

@@ -3,11 +3,13 @@
 // their own "domain" label, every other domain is folded into domain="other"; the transport
 // and outcome labels are always kept exact.
 // Domains are counted with the Space-Saving algorithm (Metwally, Agrawal, El Abbadi 2005) in
-// at most `tracked` entries, so memory stays bounded however many domains mail goes to. The
-// ranking is redone at each scrape. Counters stay monotonic across re-rankings: a domain's own
-// series counts from the moment it entered the top N (a new series starts at 0); when it
-// leaves, what it counted moves into "other" (which only grows) and its series disappears (a
-// counter reset if it comes back, which Prometheus' rate() handles).
+// at most `tracked` entries, so memory stays bounded however many domains mail goes to. While
+// fewer than N domains have a label, a new domain gets one at its first result (so with up to
+// N destinations every series is exact); after that the ranking, redone at each scrape, swaps
+// domains in and out. Counters stay monotonic across re-rankings: a domain labelled by a
+// re-ranking counts from that moment (a new series starts at 0); when it leaves, what it
+// counted moves into "other" (which only grows) and its series disappears (a counter reset if
+// it comes back, which Prometheus' rate() handles).
 // Domain names come from mail envelopes (UNTRUSTED): lower-cased, cut to 253 bytes here, and
 // escaped by the registry on output. Thread-safe (one mutex; delivery threads call add()).
 #pragma once
