@@ -561,7 +561,7 @@ int serve(const config::Config& cfg) {
       return out;
     });
     reg.gauge_callback("carrier_queue_oldest_age_seconds", "Age of the oldest message by state", [&delivery] {
-      std::map<std::string, double> oldest;
+      std::map<std::string, double> oldest{{"active", 0}, {"deferred", 0}, {"waiting", 0}, {"held", 0}};
       const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
       for (const auto& q : delivery.snapshot()) {
         const double born = double(queue_id_time_ms(q.id)) / 1000.0;
