@@ -34,6 +34,13 @@ test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
 
+# Fault injection (tests/faults, docs/reliability.md): FAULT_ROUNDS SIGKILLs under load, and
+# the spool on a full tmpfs in a private mount namespace (needs root). Short versions run in `make test`.
+.PHONY: test-faults
+FAULT_ROUNDS ?= 20
+test-faults: build
+	FAULT_ROUNDS=$(FAULT_ROUNDS) CARRIER_BIN=$${CARRIER_BIN:-$(BUILD)/carrier} $(PYTHON) -m pytest -q -s -p no:cacheprovider tests/faults
+
 # libFuzzer targets (clang); FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 60
 fuzz: deps
