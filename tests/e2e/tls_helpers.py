@@ -31,6 +31,7 @@ import pytest
 
 from conftest import CARRIER_BIN, Carrier
 from helpers import RawSession, wait_for
+from relay_helpers import SmtpPeer
 
 MX_NAME = "mx.test.example"       # conftest.HOSTNAME: carrier's [server] hostname
 OTHER_NAME = "smtp.other.example"  # the second certificate, chosen by SNI
@@ -297,85 +298,20 @@ class ClearTransaction:
     data: bytes | None = None
 
 
-class BrokenTlsPeer:
+class BrokenTlsPeer(SmtpPeer):
     """Offers STARTTLS. mode "break": answers 220 2.0.0 and then sends bytes that are not a TLS
     handshake and closes (the handshake started and failed); mode "refuse": answers
     454 4.7.0 (the handshake never started, RFC 3207 4). Anything sent in clear afterwards
-    (MAIL/RCPT/DATA) is recorded and accepted."""
+    (MAIL/RCPT/DATA) is recorded and accepted. Sockets, threads and stopping are SmtpPeer's;
+    only the dialogue differs."""
 
     def __init__(self, host: str, port: int, mode: str):
         assert mode in ("break", "refuse")
-        self.host, self.port, self.mode = host, port, mode
-        self.lock = threading.Lock()
-        self.connections = 0
+        super().__init__(host, port, "broken.tls.test")
+        self.mode = mode
         self.starttls_seen = 0
         self.starttls_conns: set[int] = set()  # connections on which STARTTLS was sent
-        self.transactions: list[ClearTransaction] = []
-        self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._ls: socket.socket | None = None
-        self._threads: list[threading.Thread] = []
-        self._conns: set[socket.socket] = set()
-
-    def start(self) -> "BrokenTlsPeer":
-        ls = socket.socket()
-        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        ls.bind((self.host, self.port))
-        ls.listen(16)
-        ls.settimeout(0.1)
-        self._ls = ls
-        t = threading.Thread(target=self._accept, daemon=True)
-        t.start()
-        self._threads.append(t)
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._ls is not None:
-            self._ls.close()
-        with self.lock:
-            conns = list(self._conns)
-        for c in conns:  # a client's pooled idle connection must not hold up the test
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        for t in self._threads:
-            t.join(5)
-
-    def snapshot(self) -> list[ClearTransaction]:
-        with self.lock:
-            return list(self.transactions)
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._ls.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with self.lock:
-                self.connections += 1
-                n = self.connections
-                self._conns.add(conn)
-            t = threading.Thread(target=self._serve, args=(conn, n), daemon=True)
-            t.start()
-            self._threads.append(t)
-
-    def _serve(self, conn: socket.socket, n: int) -> None:
-        try:
-            conn.settimeout(20)
-            self._dialogue(conn, n)
-        except OSError:
-            pass
-        except Exception as e:  # noqa: BLE001 - a bug in the peer must show in the test
-            with self.lock:
-                self.errors.append(f"connection {n}: {e!r}")
-        finally:
-            with self.lock:
-                self._conns.discard(conn)
-            conn.close()
+        self.transactions: list[ClearTransaction] = []  # type: ignore[assignment]
 
     def _dialogue(self, conn: socket.socket, n: int) -> None:
         buf = bytearray()
