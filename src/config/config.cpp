@@ -134,6 +134,10 @@ class Loader {
   std::optional<std::string> get_enum(const toml::node& n, const std::string& ctx,
                                       std::initializer_list<const char*> allowed);
   std::optional<fs::path> get_path(const toml::node& n, const std::string& ctx);
+  std::optional<bool> get_bool(const toml::node& n, const std::string& ctx);
+  // "IP:port" on 127.0.0.0/8 or [::1] (admin and metrics endpoints are never public).
+  std::optional<std::string> get_loopback_address(const toml::node& n, const std::string& ctx,
+                                                  const char* why);
   std::optional<std::vector<std::pair<std::string, const toml::node*>>> get_string_array(
       const toml::node& n, const std::string& ctx);
   const toml::table* get_table(const toml::node& n, const std::string& ctx);
@@ -295,6 +299,34 @@ std::optional<std::string> Loader::get_enum(const toml::node& n, const std::stri
   return std::nullopt;
 }
 
+std::optional<bool> Loader::get_bool(const toml::node& n, const std::string& ctx) {
+  auto b = n.as_boolean();
+  if (!b) {
+    wrong_type(n, ctx, "a boolean (true or false)");
+    return std::nullopt;
+  }
+  return b->get();
+}
+
+std::optional<std::string> Loader::get_loopback_address(const toml::node& n,
+                                                        const std::string& ctx, const char* why) {
+  auto str = get_string(n, ctx);
+  if (!str) return std::nullopt;
+  std::string err;
+  auto hp = parse_host_port(*str, err);
+  if (!hp) {
+    error(n, ctx, "invalid address \"" + *str + "\": " + err);
+    return std::nullopt;
+  }
+  auto ip = syntax::canonical_ip(hp->first).value_or("");
+  if (ip.rfind("127.", 0) != 0 && ip != "::1") {
+    error(n, ctx, std::string("must be a loopback address (127.0.0.0/8 or [::1])") + why +
+                      ", got \"" + *str + "\"");
+    return std::nullopt;
+  }
+  return *str;
+}
+
 std::optional<fs::path> Loader::get_path(const toml::node& n, const std::string& ctx) {
   auto s = get_string(n, ctx);
   if (!s) return std::nullopt;
@@ -382,12 +414,7 @@ void Loader::server(const toml::table& t) {
     } else if (key == "max_bounces_per_minute") {
       if (auto i = get_int(v, ctx, 1, 100000)) c_.max_bounces_per_minute = static_cast<int>(*i);
     } else if (key == "run_as_root") {
-      auto b = v.as_boolean();
-      if (!b) {
-        wrong_type(v, ctx, "a boolean (true or false)");
-        continue;
-      }
-      c_.run_as_root = b->get();
+      if (auto b = get_bool(v, ctx)) c_.run_as_root = *b;
     } else if (key == "user" || key == "group") {
       auto str = get_string(v, ctx);
       if (!str) continue;
@@ -479,13 +506,12 @@ void Loader::listener(const toml::table& t) {
       if (auto e = get_enum(v, ctx, {"starttls", "implicit", "none"})) l.tls = *e;
       else ok = false;
     } else if (key == "submission") {
-      auto b = v.as_boolean();
+      auto b = get_bool(v, ctx);
       if (!b) {
-        wrong_type(v, ctx, "a boolean (true or false)");
         ok = false;
         continue;
       }
-      l.submission = b->get();
+      l.submission = *b;
     } else {
       unknown_key(k, sec);
       ok = false;
@@ -899,20 +925,7 @@ void Loader::admin(const toml::table& t) {
     const std::string key(k.str());
     const std::string ctx = "[admin] " + key;
     if (key == "listen") {
-      auto str = get_string(v, ctx);
-      if (!str) continue;
-      std::string why;
-      auto hp = parse_host_port(*str, why);
-      if (!hp) {
-        error(v, ctx, "invalid address \"" + *str + "\": " + why);
-        continue;
-      }
-      auto ip = syntax::canonical_ip(hp->first).value_or("");
-      if (ip.rfind("127.", 0) != 0 && ip != "::1") {
-        error(v, ctx, "must be a loopback address (127.0.0.0/8 or [::1]), got \"" + *str + "\"");
-        continue;
-      }
-      c_.admin_listen = *str;
+      if (auto a = get_loopback_address(v, ctx, "")) c_.admin_listen = *a;
     } else if (key == "token") {
       auto str = get_string(v, ctx);
       if (!str) continue;
@@ -937,21 +950,9 @@ void Loader::metrics(const toml::table& t) {
       unknown_key(k, "[metrics]");
       continue;
     }
-    auto str = get_string(v, ctx);
-    if (!str) continue;
-    std::string why;
-    auto hp = parse_host_port(*str, why);
-    if (!hp) {
-      error(v, ctx, "invalid address \"" + *str + "\": " + why);
-      continue;
-    }
-    auto ip = syntax::canonical_ip(hp->first).value_or("");
-    if (ip.rfind("127.", 0) != 0 && ip != "::1") {
-      error(v, ctx, "must be a loopback address (127.0.0.0/8 or [::1]): metrics are not for the "
-                    "world; put a proxy in front if they must travel, got \"" + *str + "\"");
-      continue;
-    }
-    c_.metrics_listen = *str;
+    if (auto a = get_loopback_address(
+            v, ctx, ": metrics are not for the world; put a proxy in front if they must travel"))
+      c_.metrics_listen = *a;
   }
 }
 
@@ -963,12 +964,8 @@ void Loader::auth(const toml::table& t) {
     if (key == "password_file") {
       if (auto p = get_path(v, ctx)) c_.auth_password_file = *p;
     } else if (key == "plaintext_on_loopback" || key == "received_user") {
-      auto b = v.as_boolean();
-      if (!b) {
-        wrong_type(v, ctx, "a boolean (true or false)");
-        continue;
-      }
-      (key == "received_user" ? c_.auth_received_user : c_.auth_plaintext_on_loopback) = b->get();
+      if (auto b = get_bool(v, ctx))
+        (key == "received_user" ? c_.auth_received_user : c_.auth_plaintext_on_loopback) = *b;
     } else if (key == "failure_delay") {
       if (auto d = get_duration(v, ctx, 0s, 60s)) c_.auth_failure_delay = *d;
     } else if (key == "failure_window") {
@@ -1086,12 +1083,8 @@ void Loader::dns(const toml::table& t) {
       }
       c_.dns_upstream = port.empty() ? ip : ip + "@" + port;
     } else if (key == "ipv4" || key == "ipv6" || key == "prefer_ipv6") {
-      auto b = v.as_boolean();
-      if (!b) {
-        wrong_type(v, ctx, "a boolean (true or false)");
-        continue;
-      }
-      (key == "ipv4" ? c_.dns_ipv4 : key == "ipv6" ? c_.dns_ipv6 : c_.dns_prefer_ipv6) = b->get();
+      if (auto b = get_bool(v, ctx))
+        (key == "ipv4" ? c_.dns_ipv4 : key == "ipv6" ? c_.dns_ipv6 : c_.dns_prefer_ipv6) = *b;
     } else {
       unknown_key(k, "[dns]");
     }

@@ -106,3 +106,25 @@ TEST(ConfigTls, Errors) {
 
 }  // namespace
 }  // namespace carrier::config
+
+namespace carrier::config {
+namespace {
+
+TEST(ConfigAdmin, LoopbackOnlyAndATokenWithTcp) {
+  auto l = test::load("[admin]\nlisten = \"127.0.0.1:9926\"\ntoken = \"0123456789abcdef\"\n");
+  ASSERT_TRUE(l.config) << test::dump(l.diags);
+  EXPECT_EQ(l.config->admin_listen, "127.0.0.1:9926");
+  test::expect_one_error("[admin]\nlisten = \"0.0.0.0:9926\"\ntoken = \"0123456789abcdef\"\n", 2,
+                         "must be a loopback address");
+  test::expect_one_error("[admin]\nlisten = \"127.0.0.1:9926\"\n", 1, "listen needs a token");
+  // A short token is an error of its own, and then listen has no token either: both said.
+  auto short_token = test::load("[admin]\nlisten = \"127.0.0.1:9926\"\ntoken = \"short\"\n");
+  EXPECT_FALSE(short_token.config);
+  ASSERT_EQ(short_token.diags.size(), 2u) << test::dump(short_token.diags);
+  EXPECT_NE(test::dump(short_token.diags).find("carrier.toml:3:9: [admin] token: must be at least 16"),
+            std::string::npos) << test::dump(short_token.diags);
+  test::expect_one_error("[server]\nrun_as_root = \"yes\"\n", 2, "a boolean");
+}
+
+}  // namespace
+}  // namespace carrier::config
