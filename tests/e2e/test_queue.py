@@ -132,3 +132,52 @@ def test_clear_errors_when_the_daemon_is_not_running(tmp_path):
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 69
     assert "carrier is not running" in r.stderr and str(tmp_path) in r.stderr
+
+
+def _admin(path_or_port, payload: bytes, timeout: float = 10) -> dict:
+    if isinstance(path_or_port, int):
+        s = socket.create_connection(("127.0.0.1", path_or_port), timeout=timeout)
+    else:
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(timeout)
+        s.connect(str(path_or_port))
+    with s:
+        s.sendall(payload)
+        s.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    assert data.endswith(b"\n") and data.count(b"\n") == 1, data
+    return json.loads(data)
+
+
+def test_admin_api_refuses_bad_requests(carrier_factory):
+    """The admin protocol takes one JSON object per line (docs/admin-api.md); anything else gets
+    {"ok": false, "error": ...} and the daemon goes on. Over TCP a token is required."""
+    port = free_port()
+    token = "0123456789abcdef-token"
+    c = carrier_factory(admin={"listen": f"127.0.0.1:{port}", "token": token})
+    sock = c.data_dir / "admin.sock"
+    assert oct(sock.stat().st_mode & 0o777) == "0o660"
+    cases = [
+        (b"not json\n", "not valid JSON"),
+        (b"[1, 2]\n", 'string "cmd"'),
+        (b'{"cmd": 5}\n', 'string "cmd"'),
+        (b'{"cmd": "rm -rf"}\n', "unknown command"),
+        (b'{"cmd": "queue.list", "args": {"state": "exploded"}}\n', "state must be"),
+        (b'{"cmd": "queue.hold", "args": {}}\n', 'give an id'),
+        (b'{"cmd": "queue.show", "args": {"id": "../../etc/passwd"}}\n', "no message"),
+        (b'{"cmd": "ping"', "incomplete request"),
+        (b"x" * (64 * 1024), "request too large"),  # the limit, with no end of line
+    ]
+    for payload, why in cases:
+        r = _admin(sock, payload)
+        assert r["ok"] is False and why in r["error"], (payload[:60], r)
+    assert _admin(sock, b'{"cmd": "ping"}\n') == {"ok": True, "pong": True}
+    # TCP: only with the token
+    assert _admin(port, b'{"cmd": "ping"}\n')["ok"] is False
+    assert _admin(port, b'{"cmd": "ping", "token": "wrong-token-0000000"}\n')["ok"] is False
+    assert _admin(port, json.dumps({"cmd": "ping", "token": token}).encode() + b"\n")["ok"] is True
+    # still serving mail
+    with c.smtp() as s:
+        assert s.noop()[0] == 250
