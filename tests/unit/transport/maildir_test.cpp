@@ -20,6 +20,8 @@
 #include <sstream>
 #include <thread>
 
+#include "fixture.hpp"
+
 using namespace carrier;
 using namespace carrier::transport;
 namespace fs = std::filesystem;
@@ -28,30 +30,11 @@ using TResult = carrier::transport::Result;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "carrier-maildir-XXXXXX").string();
-    if (!::mkdtemp(t.data())) throw std::runtime_error("mkdtemp");
-    path_ = t;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::permissions(path_, fs::perms::owner_all, fs::perm_options::add, ec);
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
+using test::Message;
+using test::read_file;
+struct TempDir : test::TempDir {
+  TempDir() : test::TempDir("carrier-maildir") {}
 };
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 std::vector<fs::path> files_in(const fs::path& dir) {
   std::vector<fs::path> v;
@@ -60,23 +43,6 @@ std::vector<fs::path> files_in(const fs::path& dir) {
   std::sort(v.begin(), v.end());
   return v;
 }
-
-// A spool-like file: some header bytes, then the content at content_offset.
-struct Message {
-  spool::Stored stored;
-  Message(const fs::path& dir, std::string_view content, std::vector<proto::EnvelopeRecipient> rcpts,
-          proto::Mailbox sender = {"alice", "example.org"}) {
-    stored.id = "0G4X7PN1Q2AB";
-    stored.path = dir / "spoolfile";
-    const std::string head = "CARRIER-SPOOL 1 2\n{}\n";
-    std::ofstream(stored.path, std::ios::binary) << head << content;
-    stored.content_offset = head.size();
-    stored.content_size = content.size();
-    stored.envelope.sender = std::move(sender);
-    stored.envelope.recipients = std::move(rcpts);
-    stored.done.assign(stored.envelope.recipients.size(), false);
-  }
-};
 
 proto::EnvelopeRecipient local(std::string mailbox, proto::Mailbox addr, proto::Mailbox orig = {}) {
   proto::EnvelopeRecipient r;

@@ -16,6 +16,8 @@
 #include <sstream>
 #include <thread>
 
+#include "fixture.hpp"
+
 using namespace carrier;
 using namespace carrier::transport;
 namespace fs = std::filesystem;
@@ -24,29 +26,11 @@ using TResult = carrier::transport::Result;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "carrier-pipe-XXXXXX").string();
-    if (!::mkdtemp(t.data())) throw std::runtime_error("mkdtemp");
-    path_ = t;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
+using test::Message;
+using test::read_file;
+struct TempDir : test::TempDir {
+  TempDir() : test::TempDir("carrier-pipe") {}
 };
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 proto::EnvelopeRecipient rcpt(proto::Mailbox addr, std::string mailbox = "",
                               proto::Mailbox orig = {}) {
@@ -56,22 +40,6 @@ proto::EnvelopeRecipient rcpt(proto::Mailbox addr, std::string mailbox = "",
   r.mailbox = std::move(mailbox);
   return r;
 }
-
-struct Message {
-  spool::Stored stored;
-  Message(const fs::path& dir, std::string_view content, std::vector<proto::EnvelopeRecipient> rcpts,
-          proto::Mailbox sender = {"alice", "example.org"}) {
-    stored.id = "0G4X7PN1Q2AB";
-    stored.path = dir / "spoolfile";
-    const std::string head = "CARRIER-SPOOL 1 2\n{}\n";
-    std::ofstream(stored.path, std::ios::binary) << head << content;
-    stored.content_offset = head.size();
-    stored.content_size = content.size();
-    stored.envelope.sender = std::move(sender);
-    stored.envelope.recipients = std::move(rcpts);
-    stored.done.assign(stored.envelope.recipients.size(), false);
-  }
-};
 
 std::vector<TResult> deliver(PipeTransport& t, const Message& m, std::vector<std::size_t> idx) {
   return t.deliver(Request{&m.stored, std::move(idx)});
@@ -89,7 +57,7 @@ PipeOptions shell(std::string script, std::vector<std::string> args = {}, int ti
 // A process that no longer runs (gone, or a zombie waiting for its reaper).
 bool process_gone(pid_t pid) {
   if (::kill(pid, 0) != 0) return true;
-  std::string stat = slurp("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
   auto close = stat.rfind(')');
   return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] == 'Z';
 }
@@ -111,7 +79,7 @@ TEST(Pipe, CatWritesHeadersAndContentWithLfLineEnds) {
   ASSERT_EQ(res[0].status, Status::Delivered) << res[0].detail;
   EXPECT_EQ(res[0].detail, "2.0.0 delivered to command /bin/sh");
   // RFC 5321 4.4: Return-Path: first; Delivered-To: the address as given; LF line ends.
-  EXPECT_EQ(slurp(out),
+  EXPECT_EQ(read_file(out),
             "Return-Path: <alice@example.org>\n"
             "Delivered-To: Bob+Tag@Example.NET\n"
             "Received: from x\nSubject: hi\n\nbody\nlone\rCR\n.dot\n");
@@ -126,7 +94,7 @@ TEST(Pipe, CrSplitAcrossChunksAndNullSender) {
   PipeTransport tr(o);
   auto res = deliver(tr, m, {0});
   ASSERT_EQ(res[0].status, Status::Delivered) << res[0].detail;
-  EXPECT_EQ(slurp(out), "Return-Path: <>\nDelivered-To: bob@example.net\na\nb\rc\n");
+  EXPECT_EQ(read_file(out), "Return-Path: <>\nDelivered-To: bob@example.net\na\nb\rc\n");
 }
 
 TEST(Pipe, PlaceholdersExpandedInEveryArgument) {
@@ -140,7 +108,7 @@ TEST(Pipe, PlaceholdersExpandedInEveryArgument) {
                           "{unknown}", "{user"}));
   auto res = deliver(tr, m, {0});
   ASSERT_EQ(res[0].status, Status::Delivered) << res[0].detail;
-  EXPECT_EQ(slurp(out), out.string() +
+  EXPECT_EQ(read_file(out), out.string() +
                             "|alice@example.org|bob+box@example.net|bob|box|example.net|bob|"
                             "orig@example.com|u=bob@example.net|{unknown}|{user|");
 }
@@ -154,7 +122,7 @@ TEST(Pipe, EnvironmentIsFixedAndNothingInherited) {
   auto res = deliver(tr, m, {0});
   ::unsetenv("CARRIER_PIPE_SECRET");
   ASSERT_EQ(res[0].status, Status::Delivered) << res[0].detail;
-  const std::string env = slurp(out);
+  const std::string env = read_file(out);
   for (const char* want :
        {"SENDER=alice@example.org\n", "RECIPIENT=bob+ext@example.net\n", "USER=bob\n",
         "EXTENSION=ext\n", "DOMAIN=example.net\n", "ORIGINAL_RECIPIENT=bob+ext@example.net\n",
@@ -234,7 +202,7 @@ TEST(Pipe, TimeLimitKillsTheProcessGroup) {
   EXPECT_EQ(res[0].detail, "4.3.0 command /bin/sh: time limit exceeded (1s)");
   EXPECT_GE(took, std::chrono::milliseconds(900));
   EXPECT_LT(took, std::chrono::milliseconds(2500));
-  pid_t child = static_cast<pid_t>(std::atol(slurp(pidfile).c_str()));
+  pid_t child = static_cast<pid_t>(std::atol(read_file(pidfile).c_str()));
   ASSERT_GT(child, 1);
   bool gone = false;
   for (int i = 0; i < 100 && !gone; ++i) {
@@ -367,7 +335,7 @@ TEST(Pipe, OneProcessPerRecipient) {
   EXPECT_EQ(res[1].index, 1u);
   EXPECT_EQ(res[1].status, Status::Failed);
   EXPECT_EQ(res[2].status, Status::Delivered);
-  EXPECT_EQ(slurp(out), "dave\nbob\n");
+  EXPECT_EQ(read_file(out), "dave\nbob\n");
 }
 
 TEST(Pipe, MissingSpoolFileDefersEveryone) {
