@@ -550,6 +550,8 @@ void Loader::limits(const toml::table& t) {
       if (auto d = get_duration(v, ctx, 1s, 24h)) L.command_timeout = *d;
     } else if (key == "data_timeout") {
       if (auto d = get_duration(v, ctx, 1s, 24h)) L.data_timeout = *d;
+    } else if (key == "min_free_space") {
+      if (auto s = get_size(v, ctx, 0, 1ull << 50)) L.min_free_space = *s;
     } else {
       unknown_key(k, sec);
     }

@@ -39,6 +39,9 @@ struct Limits {  // defaults mirror session::Limits; see docs/configuration.md
   int max_connections_per_ip = 100;    // one client address; more → 421 4.7.0
   std::chrono::seconds command_timeout{300};  // RFC 5321 4.5.3.2.7 (server timeout: 5 min)
   std::chrono::seconds data_timeout{600};     // whole DATA/BDAT transfer; 4.5.3.2.6 (10 min)
+  // Free space the spool's file system keeps: MAIL is refused with 452 4.3.1 when less than
+  // this (plus the SIZE= the client announced) is free (RFC 1870 6.1). 0: only SIZE= counts.
+  std::uint64_t min_free_space = 0;
 };
 
 // A relay route (RFC 5321 5.1 overridden): mail for `domain` goes to `host` instead of the

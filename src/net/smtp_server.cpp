@@ -10,6 +10,7 @@
 #include <asio.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/ssl.hpp>
+#include <atomic>
 #include <cstring>
 #include <unordered_map>
 
@@ -146,7 +147,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         implicit_tls_(implicit_tls),
         scfg_(std::move(scfg)),
         session_(*scfg_, *srv_->ctx.recipients,
-                 session::ClientInfo{ip, "", port, false, is_loopback(ip), "", ""}) {}
+                 session::ClientInfo{ip, "", port, false, is_loopback(ip), "", "", {}, {}}) {}
 
   static asio::awaitable<void> run(std::shared_ptr<Connection> self) { co_await self->main(); }
   static asio::awaitable<void> watch(std::shared_ptr<Connection> self) { co_await self->watchdog(); }
@@ -160,6 +161,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::awaitable<void> read_data();
   asio::awaitable<void> read_bdat();
   asio::awaitable<void> commit();
+  // Runs ctx.checks on the message in writer_; false when it was refused or discarded (the
+  // session has its reply and writer_ is gone). `hold` is set for a quarantine verdict.
+  asio::awaitable<bool> run_checks(bool& hold);
+  asio::awaitable<void> check_client();
   asio::awaitable<bool> start_tls();
   asio::awaitable<void> authenticate();
   void open_message();
@@ -454,7 +459,117 @@ asio::awaitable<void> Connection::read_bdat() {
   in_.shrink(kIdleBufferKeep);
 }
 
+asio::awaitable<void> Connection::check_client() {
+  auto ex = sock_.get_executor();
+  auto* fn = &srv_->ctx.check_client;
+  const session::ClientInfo* ci = &session_.client();
+  // The answer may come after the timeout: the shared state decides who speaks first.
+  struct Pending {
+    std::atomic<bool> taken{false};
+  };
+  auto pending = std::make_shared<Pending>();
+  asio::steady_timer guard(ex);
+  guard.expires_after(srv_->ctx.limits.connect_check_timeout);
+  std::optional<filter::ConnectVerdict> v =
+      co_await asio::async_initiate<decltype(asio::use_awaitable),
+                                    void(std::optional<filter::ConnectVerdict>)>(
+          [fn, ex, ci, pending, &guard](auto handler) {
+            auto h = std::make_shared<decltype(handler)>(std::move(handler));
+            guard.async_wait([h, pending](const asio::error_code&) {
+              if (!pending->taken.exchange(true)) (*h)(std::nullopt);
+            });
+            (*fn)(*ci, [h, ex, pending](filter::ConnectVerdict cv) {
+              asio::post(ex, [h, pending, cv = std::move(cv)]() mutable {
+                if (!pending->taken.exchange(true)) (*h)(std::move(cv));
+              });
+            });
+          },
+          asio::use_awaitable);
+  guard.cancel();
+  if (!v) {
+    spdlog::warn("conn={} connect checks for [{}] did not answer in time", id_, ip_);
+    co_return;
+  }
+  if (v->refusal.code != 0 || !v->tags.empty())
+    session_.set_connect_verdict(std::move(v->refusal), std::move(v->tags));
+}
+
+asio::awaitable<bool> Connection::run_checks(bool& hold) {
+  hold = false;
+  auto pipe = srv_->ctx.checks;
+  if (!pipe || pipe->empty() || !writer_) co_return true;
+  auto ctx = std::make_shared<filter::Context>();
+  {
+    auto& m = ctx->msg;
+    if (auto r = writer_->flush(); !r) co_return true;  // commit reports the write error
+    m.queue_id = writer_->id();
+    m.envelope = session_.envelope();
+    m.client = session_.client();
+    m.local_hostname = session_.config().hostname;
+    m.submission = session_.config().submission;
+    m.file = writer_->path();
+    m.content_offset = writer_->content_offset();
+    m.content_size = writer_->content_size();
+    if (!filter::read_head(m.file, m.content_offset, m.content_size, m.head, m.head_complete)) {
+      spdlog::error("conn={} checks: cannot read {}", id_, m.file.string());
+      co_return true;  // commit will fail the same way if the file is unusable
+    }
+  }
+  auto ex = sock_.get_executor();
+  auto* p = pipe.get();
+  std::shared_ptr<filter::Context> done = co_await asio::async_initiate<
+      decltype(asio::use_awaitable), void(std::shared_ptr<filter::Context>)>(
+      [p, ex, ctx](auto handler) {
+        auto h = std::make_shared<decltype(handler)>(std::move(handler));
+        p->run(ctx, [h, ex](std::shared_ptr<filter::Context> c) {
+          asio::post(ex, [h, c = std::move(c)]() mutable { (*h)(std::move(c)); });
+        });
+      },
+      asio::use_awaitable);
+  const auto& v = done->verdict;
+  std::string notes;
+  for (const auto& n : done->notes) notes += (notes.empty() ? "" : " ") + n;
+  using A = filter::Action;
+  if (v.action == A::Reject || v.action == A::TempFail || v.action == A::Discard) {
+    writer_->abort();
+    writer_.reset();
+    if (v.action == A::Discard) {
+      spdlog::info("conn={} {}: discarded by {}: {} {}", id_, done->msg.queue_id, v.stage,
+                   v.reason, notes);
+      session_.on_committed(done->msg.queue_id);
+    } else {
+      proto::Reply r = v.reply;
+      if (r.code == 0)
+        r = v.action == A::Reject ? proto::Reply(550, "5.7.1", "Error: message content rejected")
+                                  : proto::Reply(451, "4.7.1", "Error: try again later");
+      spdlog::info("conn={} {}: refused by {}: {} {} {}", id_, done->msg.queue_id,
+                   v.stage.empty() ? "checks" : v.stage, r.code, v.reason, notes);
+      session_.on_refused(r, v.stage + ": " + v.reason);
+    }
+    co_return false;
+  }
+  if (done->head != done->msg.head) {
+    if (auto r = writer_->rewrite_head(done->msg.head.size(), done->head); !r) {
+      spdlog::error("conn={} {}: cannot apply header changes: {}", id_, done->msg.queue_id,
+                    r.error().message);
+      writer_->abort();
+      writer_.reset();
+      session_.on_commit_failed(r.error().no_space());
+      co_return false;
+    }
+    report_.size = writer_->content_size();
+  }
+  if (!notes.empty()) spdlog::info("conn={} {}: {}", id_, done->msg.queue_id, notes);
+  if (v.action == A::Hold) {
+    hold = true;
+    spdlog::info("conn={} {}: held by {}: {}", id_, done->msg.queue_id, v.stage, v.reason);
+  }
+  co_return true;
+}
+
 asio::awaitable<void> Connection::commit() {
+  bool hold = false;
+  if (!co_await run_checks(hold)) co_return;
   auto ex = sock_.get_executor();
   auto* sp = srv_->ctx.spool;
   spool::Writer* w = &*writer_;
@@ -470,6 +585,17 @@ asio::awaitable<void> Connection::commit() {
       },
       asio::use_awaitable);
   writer_.reset();
+  if (r && hold) {
+    // Quarantine: the hold is on disk before the 250 (the queue reads it when it loads the
+    // message); if it cannot be recorded, the message is refused rather than delivered.
+    if (auto h = sp->record_event(r.value(), "held", true); !h) {
+      spdlog::error("conn={} {}: cannot record the hold: {}", id_, r.value(), h.error().message);
+      if (auto rm = sp->remove(r.value()); !rm)
+        spdlog::error("conn={} {}: cannot remove: {}", id_, r.value(), rm.error().message);
+      session_.on_commit_failed(h.error().no_space());
+      co_return;
+    }
+  }
   if (r) {
     // For the trace journal: who sent it and how (before the session forgets the envelope).
     std::string info;
@@ -574,6 +700,7 @@ asio::awaitable<void> Connection::main() {
     timer_.cancel();
     co_return;
   }
+  if (srv_->ctx.check_client) co_await check_client();
   session_.on_connect();
   for (;;) {
     log_events();
@@ -650,6 +777,14 @@ void SmtpServer::stop_accepting() {
 }
 
 void SmtpServer::set_limits(const ServerLimits& l) { impl_->ctx.limits = l; }
+
+void SmtpServer::set_checks(
+    std::shared_ptr<filter::Pipeline> checks,
+    std::function<void(const session::ClientInfo&, std::function<void(filter::ConnectVerdict)>)>
+        check_client) {
+  impl_->ctx.checks = std::move(checks);
+  impl_->ctx.check_client = std::move(check_client);
+}
 
 asio::awaitable<void> SmtpServer::Impl::refuse(tcp::socket sock, std::string text) {
   // Best effort, bounded: the reply fits in the socket buffer; no read.

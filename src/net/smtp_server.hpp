@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "filter/filter.hpp"
 #include "session/server_session.hpp"
 #include "spool/spool.hpp"
 #include "tls/tls.hpp"
@@ -26,6 +27,7 @@ struct ServerLimits {
   int max_connections_per_ip = 100;
   std::chrono::seconds command_timeout{300};  // each read and write (RFC 5321 4.5.3.2.7)
   std::chrono::seconds data_timeout{600};     // a whole DATA transfer or BDAT chunk
+  std::chrono::seconds connect_check_timeout{10};  // check_client, before the greeting
 };
 
 struct ListenerSpec {
@@ -62,6 +64,14 @@ struct ServerContext {
   std::function<void(std::string user, std::string password, std::function<void(AuthCheck)> done)>
       authenticate;
   AuthLimits auth;
+  // Connect checks (DNSBL) before the greeting; `done` from any thread. A check that has not
+  // answered within limits.connect_check_timeout counts as no verdict. Unset: none.
+  std::function<void(const session::ClientInfo&, std::function<void(filter::ConnectVerdict)>)>
+      check_client;
+  // Message checks after the content was received, before commit (SPF/DKIM/DMARC, milters).
+  // Null or empty: none. Header edits are applied by rewriting the spool tmp file; a Hold
+  // verdict records "held" in the message's state file before the 250.
+  std::shared_ptr<filter::Pipeline> checks;
   // Called on the I/O thread after a message was committed and acknowledged.
   // info: "received from HELO [IP] with PROTO from=<...> nrcpt=N size=N tls=(...) auth=USER".
   std::function<void(const std::string& queue_id, const std::string& info)> on_queued;
@@ -90,6 +100,10 @@ class SmtpServer {
   // the order of `specs`, or an error (then nothing changed).
   Result<std::vector<std::string>> reconfigure(const std::vector<ListenerSpec>& specs);
   void set_limits(const ServerLimits& l);
+  // Reload (on the I/O thread): the checks for new messages and new connections.
+  void set_checks(std::shared_ptr<filter::Pipeline> checks,
+                  std::function<void(const session::ClientInfo&,
+                                     std::function<void(filter::ConnectVerdict)>)> check_client);
   // Stops accepting; connections in progress go on.
   void stop_accepting();
   Stats stats() const;

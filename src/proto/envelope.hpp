@@ -36,6 +36,7 @@ struct Envelope {
   std::string client_rdns;     // reverse DNS name if known, else empty
   std::string protocol;        // "SMTP", "ESMTP", "ESMTPS", "UTF8SMTP", ... (RFC 3848)
   std::int64_t received_at_ms = 0;  // Unix ms when the transaction began
+  std::string auth_user;       // who authenticated (RFC 4954), empty: nobody (DKIM signing)
 };
 
 }  // namespace carrier::proto

@@ -2,6 +2,7 @@
 // operator's configuration, opens the spool (recovering what a crash left), starts delivery,
 // listens, and runs the I/O loop until SIGTERM/SIGINT. Holds no protocol logic.
 #include "server/server.hpp"
+#include "server/filters.hpp"
 #include "server/local_router.hpp"
 #include "server/pickup_import.hpp"
 #include "spool/pickup.hpp"
@@ -53,7 +54,8 @@ session::Config session_config(const config::Config& c) {
 
 // One session configuration per listener (TLS and submission differ), shared by the
 // connections accepted there; a reload makes new ones for new connections.
-std::vector<net::ListenerSpec> listener_specs(const config::Config& c) {
+std::vector<net::ListenerSpec> listener_specs(const config::Config& c,
+                                             const std::shared_ptr<session::Gate>& gate) {
   std::vector<net::ListenerSpec> specs;
   for (const auto& l : c.listeners) {
     auto s = std::make_shared<session::Config>(session_config(c));
@@ -65,6 +67,7 @@ std::vector<net::ListenerSpec> listener_specs(const config::Config& c) {
     s->sender_allowed = [](const session::AuthIdentity& who, const proto::Mailbox& sender) {
       return auth::sender_allowed(who.senders, sender);
     };
+    s->gate = gate;
     specs.push_back({l.address, l.port, l.name, std::move(s), l.tls == "implicit"});
   }
   return specs;
@@ -413,8 +416,28 @@ int serve(const config::Config& cfg) {
   }
   delivery.set_relay(&relay);
 
+  // Defence checks (docs/defence.md): their own thread and resolver; rebuilt on reload.
+  auto filter_rt = FilterRuntime::start(cfg);
+  if (!filter_rt) {
+    spdlog::critical("{}", filter_rt.error().message);
+    return 1;
+  }
+  auto built = build_checks(cfg, *filter_rt.value());
+  if (!built) {
+    spdlog::critical("{}", built.error().message);
+    return 1;
+  }
+  Checks checks = std::move(built).value();
+  if (!checks.names.empty()) {
+    std::string on;
+    for (const auto& n : checks.names) on += (on.empty() ? "" : ", ") + n;
+    spdlog::info("checks: {}", on);
+  }
+
   asio::io_context io(1);
   net::ServerContext ctx;
+  ctx.checks = checks.pipeline;
+  ctx.check_client = checks.check_client;
   ctx.session = &scfg;
   ctx.recipients = &policy;
   ctx.spool = &spool;
@@ -473,7 +496,7 @@ int serve(const config::Config& cfg) {
     std::printf("carrier: admin API on %s\n", r.value().c_str());
   }
 
-  const std::vector<net::ListenerSpec> specs = listener_specs(cfg);
+  const std::vector<net::ListenerSpec> specs = listener_specs(cfg, checks.gate);
   auto bound = smtp.listen(specs);
   if (!bound) {
     spdlog::critical("{}", bound.error().message);
@@ -638,14 +661,22 @@ int serve(const config::Config& cfg) {
         return errs;
       }
     }
+    auto next_checks = build_checks(next, *filter_rt.value());
+    if (!next_checks) {
+      spdlog::error("reload: {}; the running configuration stays", next_checks.error().message);
+      sd_notify("READY=1");
+      return next_checks.error().message;
+    }
     // Listeners first: if a new one cannot be bound, nothing is applied.
-    auto bound_now = smtp.reconfigure(listener_specs(next));
+    auto bound_now = smtp.reconfigure(listener_specs(next, next_checks.value().gate));
     if (!bound_now) {
       spdlog::error("reload: {}; the running configuration stays", bound_now.error().message);
       sd_notify("READY=1");
       return bound_now.error().message;
     }
     smtp.set_limits(server_limits(next));
+    checks = std::move(next_checks).value();
+    smtp.set_checks(checks.pipeline, checks.check_client);
     relay.set_routes(relay_routes(next));
     local.reconfigure(next);
     std::vector<std::string> restart;

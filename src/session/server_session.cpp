@@ -292,9 +292,19 @@ void ServerSession::cmd_mail(const proto::Command& c) {
     count_error();
     return;
   }
+  if (cfg_.gate) {
+    if (auto no = cfg_.gate->on_mail(client_, m.sender, m.params)) {
+      reply(*no);
+      events_.push_back({Event::Rejected, fmt::format("from=<{}> reply={} {} {}", m.sender.str(),
+                                                      no->code, no->status,
+                                                      no->lines.empty() ? "" : no->lines.front())});
+      return;
+    }
+  }
   env_.sender = std::move(m.sender);
   env_.params = std::move(m.params);
   env_.protocol = protocol_name();
+  env_.auth_user = client_.auth_user;
   state_ = State::Mail;
   reply(250, "2.1.0", "Ok");
 }
@@ -339,6 +349,16 @@ void ServerSession::cmd_rcpt(const proto::Command& c) {
     return;
   }
   auto& rc = std::get<proto::RcptTo>(r);
+  if (client_.connect_refusal.code != 0 && client_.auth_user.empty()) {
+    // A connect check (DNSBL) refused this client; given at RCPT so the log names the
+    // sender and recipient (Postfix's smtpd_delay_reject).
+    reply(client_.connect_refusal);
+    events_.push_back({Event::Rejected,
+                       fmt::format("from=<{}> to=<{}> reply={} {} client refused at connect",
+                                   env_.sender.str(), rc.rcpt.str(), client_.connect_refusal.code,
+                                   client_.connect_refusal.status)});
+    return;
+  }
   RcptDecision d = rcpts_.check(rc.rcpt, client_);
   if (!d.accept) {
     reply(d.reply);
@@ -346,6 +366,16 @@ void ServerSession::cmd_rcpt(const proto::Command& c) {
                                                     rc.rcpt.str(), d.reply.code, d.reply.status)});
     count_error();
     return;
+  }
+  if (cfg_.gate) {
+    if (auto no = cfg_.gate->on_rcpt(client_, env_, rc.rcpt)) {
+      reply(*no);
+      events_.push_back({Event::Rejected, fmt::format("from=<{}> to=<{}> reply={} {} {}",
+                                                      env_.sender.str(), rc.rcpt.str(), no->code,
+                                                      no->status,
+                                                      no->lines.empty() ? "" : no->lines.front())});
+      return;
+    }
   }
   ++rcpt_commands_;
   for (auto& er : d.recipients) {
@@ -555,6 +585,7 @@ void ServerSession::on_committed(std::string_view queue_id) {
   events_.push_back({Event::Accepted, fmt::format("{}: from=<{}> to={} size={} nrcpt={}", queue_id,
                                                   env_.sender.str(), rcpts, content_size_,
                                                   env_.recipients.size())});
+  if (cfg_.gate) cfg_.gate->on_accepted(client_, env_);
   ++transactions_;
   opened_ = false;
   reset_transaction();
@@ -569,6 +600,21 @@ void ServerSession::on_commit_failed(bool no_space) {
   opened_ = false;
   reset_transaction();
   want_ = Want::Line;
+}
+
+void ServerSession::on_refused(const proto::Reply& r, std::string_view why) {
+  if (want_ != Want::Commit) return;
+  reply(r);
+  events_.push_back({Event::Rejected, fmt::format("from=<{}> reply={} {} {}", env_.sender.str(),
+                                                  r.code, r.status, why)});
+  opened_ = false;
+  reset_transaction();
+  want_ = Want::Line;
+}
+
+void ServerSession::set_connect_verdict(proto::Reply refusal, std::vector<std::string> tags) {
+  client_.connect_refusal = std::move(refusal);
+  client_.connect_tags = std::move(tags);
 }
 
 void ServerSession::on_tls_started(std::string info) {

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -33,6 +34,8 @@ struct Limits {
   int max_received_headers = 100;         // more → 554 5.4.6 mail loop (RFC 5321 6.3)
   int max_transactions = 1000;            // messages per connection
 };
+
+class Gate;
 
 // Who authenticated (RFC 4954), as the credential check found it.
 struct AuthIdentity {
@@ -60,6 +63,8 @@ struct Config {
   // Whether an authenticated identity may use this envelope sender (RFC 6409 6.1); unset:
   // any sender.
   std::function<bool(const AuthIdentity&, const proto::Mailbox&)> sender_allowed;
+  // MAIL/RCPT policy (rate limits, disk reserve); null: none.
+  std::shared_ptr<Gate> gate;
 };
 
 
@@ -71,6 +76,26 @@ struct ClientInfo {
   bool loopback = false;   // 127.0.0.0/8 or ::1
   std::string tls_info;    // "using TLSv1.3 with cipher ..." once TLS is up
   std::string auth_user;   // after a successful AUTH: may relay (RFC 6409 / RFC 4954 6)
+  // Set by the connect checks (DNSBL, src/filter) before the greeting: a refusal given to every
+  // RCPT of an unauthenticated client (code 0: none), and tags the message checks may turn
+  // into header fields (e.g. "dnsbl.example: 127.0.0.2").
+  proto::Reply connect_refusal;
+  std::vector<std::string> connect_tags;
+};
+
+// Policy checks at MAIL and RCPT beyond the recipient tables (rate limits, disk space; see
+// src/server). Shared by all sessions of a server and called on the I/O thread; a returned
+// reply refuses the command with it (4xx or 5xx), nullopt lets it go on.
+class Gate {
+ public:
+  virtual ~Gate() = default;
+  virtual std::optional<proto::Reply> on_mail(const ClientInfo& client, const proto::Mailbox& sender,
+                                              const proto::MailParams& params) = 0;
+  // After the recipient tables accepted `rcpt` (which may expand to several recipients).
+  virtual std::optional<proto::Reply> on_rcpt(const ClientInfo& client, const proto::Envelope& env,
+                                              const proto::Mailbox& rcpt) = 0;
+  // The message was committed (250 sent): for counting.
+  virtual void on_accepted(const ClientInfo& client, const proto::Envelope& env) = 0;
 };
 
 // Decision about one RCPT TO address (RFC 5321 3.3, 4.5.1). Implemented from configuration
@@ -126,6 +151,11 @@ class ServerSession {
   void on_bdat_chunk_end(const ContentReport& r);  // one BDAT chunk fully read
   void on_committed(std::string_view queue_id);    // message durable: 250 with queue id
   void on_commit_failed(bool no_space);            // 451 4.3.0 / 452 4.3.1
+  // The message checks (SPF/DKIM/DMARC, milter; src/filter) refused the message: `r` is the
+  // reply (4xx or 5xx); `why` goes to the log. Instead of on_committed()/on_commit_failed().
+  void on_refused(const proto::Reply& r, std::string_view why);
+  // The connect checks' result (ClientInfo::connect_refusal/connect_tags); before on_connect().
+  void set_connect_verdict(proto::Reply refusal, std::vector<std::string> tags);
   // TLS is up (after STARTTLS, or before on_connect() for implicit TLS, RFC 8314); info is
   // the Received: comment ("using TLSv1.3 with cipher ...").
   void on_tls_started(std::string info = {});

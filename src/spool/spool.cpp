@@ -267,6 +267,7 @@ std::string envelope_to_json(const proto::Envelope& env) {
          {"client_rdns", jstr(env.client_rdns)},
          {"protocol", jstr(env.protocol)},
          {"received_at_ms", env.received_at_ms}};
+  if (!env.auth_user.empty()) j["auth_user"] = jstr(env.auth_user);  // optional (later format)
   return j.dump();  // one line: control characters are escaped
 }
 
@@ -275,9 +276,12 @@ class Reader {
  public:
   std::string error;
 
-  bool object(const json& j, std::initializer_list<const char*> keys, const char* what) {
+  bool object(const json& j, std::initializer_list<const char*> keys, const char* what,
+              std::initializer_list<const char*> optional = {}) {
     if (!j.is_object()) return fail(std::string(what) + " is not an object");
-    if (j.size() != keys.size()) return fail(std::string(what) + " has unexpected keys");
+    std::size_t present = 0;
+    for (const char* k : optional) present += j.contains(k) ? 1 : 0;
+    if (j.size() != keys.size() + present) return fail(std::string(what) + " has unexpected keys");
     for (const char* k : keys)
       if (!j.contains(k)) return fail(std::string(what) + " lacks \"" + k + "\"");
     return true;
@@ -342,7 +346,7 @@ bool envelope_from_json(std::string_view text, proto::Envelope& env, std::string
   };
   if (!r.object(j, {"sender", "params", "recipients", "helo", "client_ip", "client_rdns",
                     "protocol", "received_at_ms"},
-                "envelope"))
+                "envelope", {"auth_user"}))
     return done(false);
   if (!r.mailbox(j, "sender", env.sender)) return done(false);
 
@@ -402,6 +406,8 @@ bool envelope_from_json(std::string_view text, proto::Envelope& env, std::string
   const json& at = j.at("received_at_ms");
   if (!at.is_number_integer()) return done(r.fail("\"received_at_ms\" is not an integer"));
   env.received_at_ms = at.get<std::int64_t>();
+  env.auth_user.clear();
+  if (j.contains("auth_user") && !r.str(j, "auth_user", env.auth_user)) return done(false);
   return true;
 }
 
@@ -795,6 +801,67 @@ Result<void> Writer::write(std::string_view bytes) {
   return {};
 }
 
+Result<void> Writer::flush() {
+  if (failed_) return deferred_error_;
+  if (fd_ < 0) return Error{"spool writer " + id_ + " is closed", EBADF};
+  if (buf_.empty()) return {};
+  auto r = write_two(fd_, buf_, {}, "spool write " + id_);
+  buf_.clear();
+  if (!r) {
+    failed_ = true;
+    deferred_error_ = r.error();
+  }
+  return r;
+}
+
+std::filesystem::path Writer::path() const {
+  return spool_ ? spool_->impl_->dir / "tmp" / id_ : std::filesystem::path();
+}
+
+Result<void> Writer::rewrite_head(std::uint64_t old_len, std::string_view new_head) {
+  if (auto r = flush(); !r) return r;
+  if (old_len > content_size_) return Error{"spool rewrite " + id_ + ": head beyond content", EINVAL};
+  const int dir = spool_->impl_->tmp_fd;
+  const std::string tmp_name = id_ + ".r";
+  int nfd = ::openat(dir, tmp_name.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (nfd < 0) return sys_error("spool create tmp/" + tmp_name);
+  auto fail = [&](Error e) -> Result<void> {
+    ::close(nfd);
+    ::unlinkat(dir, tmp_name.c_str(), 0);
+    if (e.no_space()) {  // later writes would fail the same way: the message cannot be kept
+      failed_ = true;
+      deferred_error_ = e;
+    }
+    return e;
+  };
+  // Spool header and envelope, unchanged.
+  const std::uint64_t off = content_offset();
+  std::string head(off, '\0');
+  for (std::size_t got = 0; got < head.size();) {
+    ssize_t n = ::pread(fd_, head.data() + got, head.size() - got, static_cast<off_t>(got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return fail(n < 0 ? sys_error("spool read tmp/" + id_) : Error{"spool read: short file", EIO});
+    got += static_cast<std::size_t>(n);
+  }
+  if (auto r = write_two(nfd, head, new_head, "spool write tmp/" + tmp_name); !r) return fail(r.error());
+  // The rest of the content, copied inside the kernel.
+  loff_t in = static_cast<loff_t>(off + old_len);
+  std::uint64_t left = content_size_ - old_len;
+  while (left > 0) {
+    ssize_t n = ::copy_file_range(fd_, &in, nfd, nullptr, left, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return fail(n < 0 ? sys_error("spool copy tmp/" + tmp_name) : Error{"spool copy: short file", EIO});
+    left -= static_cast<std::uint64_t>(n);
+  }
+  if (::renameat(dir, tmp_name.c_str(), dir, id_.c_str()) != 0) return fail(sys_error("spool rename tmp/" + tmp_name));
+  ::close(fd_);
+  fd_ = nfd;
+  recycled_ = false;
+  content_size_ = content_size_ - old_len + new_head.size();
+  file_bytes_ = off + content_size_;
+  return {};
+}
+
 // ---- Spool ----------------------------------------------------------------------------------
 
 Result<std::unique_ptr<Spool>> Spool::open(const Options& opts) {
@@ -922,7 +989,7 @@ Result<Writer> Spool::begin(const proto::Envelope& env) {
   if (!recycled.empty()) {
     std::string id = impl_->ids.next();
     if (rename_noreplace(impl_->free_fd, recycled.c_str(), impl_->tmp_fd, id.c_str()) == 0) {
-      int fd = ::openat(impl_->tmp_fd, id.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+      int fd = ::openat(impl_->tmp_fd, id.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
       if (fd >= 0) {
         w.spool_ = this;
         w.id_ = std::move(id);
@@ -937,7 +1004,7 @@ Result<Writer> Spool::begin(const proto::Envelope& env) {
   }
   for (int attempt = 0;; ++attempt) {
     std::string id = impl_->ids.next();
-    int fd = ::openat(impl_->tmp_fd, id.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int fd = ::openat(impl_->tmp_fd, id.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd >= 0) {
       w.spool_ = this;
       w.id_ = std::move(id);

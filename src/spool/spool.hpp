@@ -50,6 +50,16 @@ class Writer {
   Result<void> write(std::string_view bytes);
   std::uint64_t content_size() const { return content_size_; }
   void abort();  // remove the temporary file now
+  // For the message checks before commit (src/filter): writes out the buffer so the file at
+  // path() holds the content from content_offset() on (a recycled file may hold stale bytes
+  // after content_offset() + content_size(): read only that many).
+  Result<void> flush();
+  std::filesystem::path path() const;
+  std::uint64_t content_offset() const { return file_bytes_ - content_size_; }
+  // Replaces the first `old_len` bytes of the content (the header section as received) with
+  // `new_head` (header fields added or changed by the checks): a new tmp file with the rest
+  // copied inside the kernel (copy_file_range), renamed over the old one.
+  Result<void> rewrite_head(std::uint64_t old_len, std::string_view new_head);
 
  private:
   friend class Spool;

@@ -90,8 +90,8 @@ inline LocalPolicyData test_policy() {
   return d;
 }
 
-inline ClientInfo untrusted_client() { return ClientInfo{"192.0.2.10", "client.rdns.example", 40000, false, false, "", ""}; }
-inline ClientInfo client_at(std::string ip) { return ClientInfo{std::move(ip), "", 40001, false, false, "", ""}; }
+inline ClientInfo untrusted_client() { return ClientInfo{"192.0.2.10", "client.rdns.example", 40000, false, false, "", "", {}, {}}; }
+inline ClientInfo client_at(std::string ip) { return ClientInfo{std::move(ip), "", 40001, false, false, "", "", {}, {}}; }
 
 // One reply (or several replies produced by one event) as logged for the RFC 2034 check.
 struct LoggedReply {

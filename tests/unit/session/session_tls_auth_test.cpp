@@ -75,7 +75,7 @@ TEST_F(SessionTest, Rfc4954_AuthRefusedBeforeTls) {
 TEST_F(SessionTest, Rfc4954_PlaintextAuthOnLoopbackWhenAllowed) {
   Config c = submission_config();
   c.auth_plaintext_loopback = true;
-  Smtp lo(c, test_policy(), ClientInfo{"127.0.0.1", "", 1, false, true, "", ""});
+  Smtp lo(c, test_policy(), ClientInfo{"127.0.0.1", "", 1, false, true, "", "", {}, {}});
   lo.connect();
   EXPECT_NE(lo.C("EHLO client.example").find("AUTH PLAIN LOGIN"), std::string::npos);
   Smtp remote(c);  // 192.0.2.10
@@ -160,7 +160,7 @@ TEST_F(SessionTest, LoginMechanismAndBadCredentials) {
 TEST_F(SessionTest, Rfc3207_4_2_TlsForgetsAnEarlierAuth) {
   Config c = submission_config();
   c.auth_plaintext_loopback = true;
-  Smtp t(c, test_policy(), ClientInfo{"127.0.0.1", "", 1, false, true, "", ""});
+  Smtp t(c, test_policy(), ClientInfo{"127.0.0.1", "", 1, false, true, "", "", {}, {}});
   t.greet();
   t.C("AUTH PLAIN " + b64(std::string("\0alice@example.test\0pw", 22)));
   t.s().on_auth_result(V::Ok, AuthIdentity{"alice@example.test", {}});

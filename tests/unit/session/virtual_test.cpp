@@ -31,7 +31,7 @@ LocalPolicyData data() {
 RcptDecision check(const LocalPolicy& p, const char* addr) {
   auto m = proto::parse_mailbox(addr, true);
   EXPECT_TRUE(m) << addr;
-  return p.check(*m, ClientInfo{"192.0.2.1", "", 1, false, false, "", ""});
+  return p.check(*m, ClientInfo{"192.0.2.1", "", 1, false, false, "", "", {}, {}});
 }
 
 std::vector<std::string> boxes(const RcptDecision& d) {
