@@ -236,6 +236,8 @@ class Smtp {
   }
 
   ServerSession& s() { return s_; }
+  // The replies produced by an event the harness has no wrapper for (logged and checked).
+  std::string replies(std::string_view what) { return take(what, false); }
   Want want() const { return s_.want(); }
   State state() const { return s_.state(); }
   const proto::Envelope& env() const { return s_.envelope(); }
