@@ -1,10 +1,14 @@
-// carrier-tls-load: SMTP-over-TLS load generator for bench/tls.sh (a benchmark client, not part
-// of carrier). SESSIONS threads, each with one blocking socket, send MESSAGES messages in total to
+// carrier-tls-load: SMTP load generator for bench/tls.sh and bench/suite.py (a benchmark client,
+// not part of carrier); plain SMTP with --plain. SESSIONS threads, each with one blocking socket, send MESSAGES messages in total to
 // one server on 127.0.0.0/8 over STARTTLS (RFC 3207) or implicit TLS (RFC 8314 3.3): one message
 // per connection (EHLO, STARTTLS, handshake, EHLO, MAIL, RCPT, DATA, QUIT; RFC 5321 4.1.1), or
 // with --reuse all of a session's messages over one connection (the next MAIL follows the 250
 // after the data). Prints one line of key=value pairs: messages, seconds, msgs/s, failures,
-// handshake and per-message latency percentiles, the negotiated TLS version/cipher/group.
+// handshake and per-message latency percentiles, time-to-250 percentiles (from sending the
+// final "." line to reading the whole 250: the server's "it is on disk" latency), the
+// negotiated TLS version/cipher/group. --duration S stops starting new messages after S seconds
+// (time-bounded runs); --per-conn K sends K messages per connection; --sources N spreads the
+// connections over the source addresses 127.0.0.1 .. 127.0.0.N.
 // Exit status: 0 if every message got 250 after its data, 1 if not, 2 on a usage error.
 // Replies come from the server under test and are treated as untrusted: line length, lines per
 // reply and every read/write are bounded (--timeout), malformed replies count as failures.
@@ -54,6 +58,11 @@ struct Options {
   long messages = 2000;
   std::size_t size = 4096;
   bool reuse = false;
+  long per_conn = 1;        // messages per connection (--reuse: all of a session's)
+  bool plain = false;       // no TLS at all
+  bool quit_wait = true;    // wait for the 221 to QUIT before closing
+  double duration_s = 0;    // > 0: stop starting messages after this many seconds
+  int sources = 1;          // source addresses 127.0.0.1 .. 127.0.0.N
   bool implicit = false;
   bool resume = false;
   std::string ca;
@@ -73,6 +82,11 @@ void usage(FILE* f) {
       "  --size BYTES     message size (headers + body), default 4096\n"
       "  --reuse          all messages of a session over one connection (next MAIL after 250)\n"
       "                   default: one message per connection\n"
+      "  --per-conn K     K messages per connection (default 1; --reuse: all)\n"
+      "  --duration S     start no new message after S seconds (then --messages is a cap)\n"
+      "  --plain          plain SMTP, no STARTTLS\n"
+      "  --no-quit-wait   send QUIT and close without waiting for the 221\n"
+      "  --sources N      bind connections to 127.0.0.1 .. 127.0.0.N in turn (default 1)\n"
       "  --implicit       TLS from the first byte (RFC 8314) instead of STARTTLS\n"
       "  --ca FILE        verify the server certificate against FILE and --name\n"
       "                   default: no verification\n"
@@ -108,6 +122,27 @@ bool parse_args(int argc, char** argv, Options& o, std::string& err) {
     std::string_view v;
     if (a == "--reuse") {
       o.reuse = true;
+    } else if (a == "--plain") {
+      o.plain = true;
+    } else if (a == "--no-quit-wait") {
+      o.quit_wait = false;
+    } else if (a == "--per-conn") {
+      if (!value(v) || !parse_num(v, o.per_conn, 1L, kMaxMessages)) {
+        err = "--per-conn: 1.." + std::to_string(kMaxMessages);
+        return false;
+      }
+    } else if (a == "--duration") {
+      int d = 0;
+      if (!value(v) || !parse_num(v, d, 1, 3600)) {
+        err = "--duration: 1..3600 seconds";
+        return false;
+      }
+      o.duration_s = d;
+    } else if (a == "--sources") {
+      if (!value(v) || !parse_num(v, o.sources, 1, 254)) {
+        err = "--sources: 1..254";
+        return false;
+      }
     } else if (a == "--implicit") {
       o.implicit = true;
     } else if (a == "--resume") {
@@ -180,6 +215,11 @@ bool parse_args(int argc, char** argv, Options& o, std::string& err) {
     return false;
   }
   if (o.messages < o.sessions) o.sessions = static_cast<int>(o.messages);
+  if (o.reuse) o.per_conn = kMaxMessages;
+  if (o.plain && o.implicit) {
+    err = "--plain and --implicit exclude each other";
+    return false;
+  }
   return true;
 }
 
@@ -202,9 +242,16 @@ class Conn {
   Conn& operator=(const Conn&) = delete;
   ~Conn() { close(); }
 
-  bool connect(const Options& o, std::string& err) {
+  bool connect(const Options& o, int source, std::string& err) {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd_ < 0) return fail(err, "socket");
+    if (o.sources > 1) {
+      sockaddr_in src{};
+      src.sin_family = AF_INET;
+      src.sin_addr.s_addr = htonl((127u << 24) | static_cast<std::uint32_t>(1 + source % o.sources));
+      if (::bind(fd_, reinterpret_cast<const sockaddr*>(&src), sizeof src) != 0)
+        return fail(err, "bind source address");
+    }
     timeval tv{o.timeout_s, 0};
     int one = 1;
     // SO_SNDTIMEO also bounds connect() on Linux.
@@ -387,7 +434,7 @@ struct TlsInfo {
 
 struct Stats {
   long ok = 0, failed = 0, connections = 0, resumed = 0, quit_errors = 0;
-  std::vector<double> handshake_ms, message_ms;
+  std::vector<double> handshake_ms, message_ms, t250_ms;
   std::vector<std::string> errors;  // the first few
   long errors_total = 0;
 };
@@ -452,10 +499,10 @@ bool expect(Conn& c, std::string_view cmd, int want, std::string& err) {
 }
 
 // Connects and brings the connection to "EHLO done over TLS".
-bool open_session(Conn& c, SSL_CTX* ctx, const Options& o, SSL_SESSION*& session, Stats& st,
-                  std::string& err) {
+bool open_session(Conn& c, SSL_CTX* ctx, const Options& o, int id, SSL_SESSION*& session,
+                  Stats& st, std::string& err) {
   ++st.connections;
-  if (!c.connect(o, err)) return false;
+  if (!c.connect(o, id, err)) return false;
   auto handshake = [&]() {
     auto t0 = Clock::now();
     if (!c.start_tls(ctx, o, session, err)) return false;
@@ -466,6 +513,7 @@ bool open_session(Conn& c, SSL_CTX* ctx, const Options& o, SSL_SESSION*& session
   };
   if (o.implicit && !handshake()) return false;
   if (!expect(c, "greeting", 220, err)) return false;
+  if (o.plain) return ehlo(c, o, false, err);
   if (!o.implicit) {
     if (!ehlo(c, o, true, err)) return false;
     if (!c.send("STARTTLS\r\n", err) || !expect(c, "STARTTLS", 220, err)) return false;
@@ -488,28 +536,32 @@ void keep_session(Conn& c, const Options& o, SSL_SESSION*& session) {
 
 void quit(Conn& c, const Options& o, SSL_SESSION*& session, Stats& st) {
   std::string err;
-  if (!c.send("QUIT\r\n", err) || !expect(c, "QUIT", 221, err)) ++st.quit_errors;
+  if (!c.send("QUIT\r\n", err) || (o.quit_wait && !expect(c, "QUIT", 221, err))) ++st.quit_errors;
   keep_session(c, o, session);
   c.close();
 }
 
-std::string message_text(const Options& o, const std::string& date, int sess, long seq) {
-  std::string m = "From: <" + o.from + ">\r\nTo: <" + o.to + ">\r\nSubject: carrier-tls-load " +
+std::string message_head(const Options& o, const std::string& date, int sess, long seq) {
+  return "From: <" + o.from + ">\r\nTo: <" + o.to + ">\r\nSubject: carrier-tls-load " +
                   std::to_string(sess) + "." + std::to_string(seq) + "\r\nDate: " + date +
                   "\r\nMessage-ID: <" + std::to_string(::getpid()) + "." + std::to_string(sess) +
                   "." + std::to_string(seq) + "@" + o.helo + ">\r\n\r\n";
-  // Body: lines of 'x' (76 + CRLF) up to --size bytes in all, never starting with '.'.
-  while (m.size() + 3 <= o.size) {
-    std::size_t n = std::min<std::size_t>(76, o.size - m.size() - 2);
+}
+
+// Body: lines of 'x' (76 + CRLF) up to `bytes`, never starting with '.'; built once and shared.
+std::string message_body(std::size_t bytes) {
+  std::string m;
+  m.reserve(bytes);
+  while (m.size() + 3 <= bytes) {
+    std::size_t n = std::min<std::size_t>(76, bytes - m.size() - 2);
     m.append(n, 'x');
     m += "\r\n";
   }
-  m += ".\r\n";
   return m;
 }
 
 void run_session(int id, long count, SSL_CTX* ctx, const Options& o, const std::string& date,
-                 std::latch& go, Stats& st) {
+                 const std::string& body, Clock::time_point& deadline, std::latch& go, Stats& st) {
   go.wait();
   Conn c;
   bool open = false;
@@ -517,18 +569,28 @@ void run_session(int id, long count, SSL_CTX* ctx, const Options& o, const std::
   std::string err;
   const std::string mail = "MAIL FROM:<" + o.from + ">\r\n";
   const std::string rcpt = "RCPT TO:<" + o.to + ">\r\n";
+  long on_conn = 0;
   for (long i = 0; i < count; ++i) {
-    std::string text = message_text(o, date, id, i);
+    if (o.duration_s > 0 && Clock::now() >= deadline) {
+      if (open) quit(c, o, session, st);
+      open = false;
+      break;
+    }
+    std::string head = message_head(o, date, id, i);
     auto t0 = Clock::now();
-    bool ok = (open || (open = open_session(c, ctx, o, session, st, err))) &&
+    Clock::time_point t1{};
+    bool ok = (open || ((open = open_session(c, ctx, o, id, session, st, err)) && ((on_conn = 0), true))) &&
               c.send(mail, err) && expect(c, "MAIL", 250, err) &&
               c.send(rcpt, err) && expect(c, "RCPT", 250, err) &&
               c.send("DATA\r\n", err) && expect(c, "DATA", 354, err) &&
-              c.send(text, err) && expect(c, "end of data", 250, err);
+              c.send(head, err) && c.send(body, err) && ((t1 = Clock::now()), true) &&
+              c.send(".\r\n", err) && expect(c, "end of data", 250, err);
     if (ok) {
       ++st.ok;
-      st.message_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
-      if (!o.reuse || i + 1 == count) {
+      auto t2 = Clock::now();
+      st.message_ms.push_back(std::chrono::duration<double, std::milli>(t2 - t0).count());
+      st.t250_ms.push_back(std::chrono::duration<double, std::milli>(t2 - t1).count());
+      if (++on_conn >= o.per_conn || i + 1 == count) {
         quit(c, o, session, st);
         open = false;
       }
@@ -591,12 +653,17 @@ int main(int argc, char** argv) {
   std::vector<Stats> stats(static_cast<std::size_t>(o.sessions));
   std::vector<std::thread> threads;
   std::latch go(1);
+  // Header lines are ~200 bytes; the body makes up the rest of --size.
+  const std::string body = message_body(o.size > 200 ? o.size - 200 : 0);
+  Clock::time_point deadline{};
   for (int i = 0; i < o.sessions; ++i) {
     long count = o.messages / o.sessions + (i < o.messages % o.sessions ? 1 : 0);
-    threads.emplace_back(run_session, i, count, ctx, std::cref(o), std::string(date), std::ref(go),
+    threads.emplace_back(run_session, i, count, ctx, std::cref(o), std::string(date),
+                         std::cref(body), std::ref(deadline), std::ref(go),
                          std::ref(stats[static_cast<std::size_t>(i)]));
   }
   auto t0 = Clock::now();
+  deadline = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.duration_s));
   go.count_down();
   for (auto& t : threads) t.join();
   double secs = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -612,6 +679,7 @@ int main(int argc, char** argv) {
     all.errors_total += s.errors_total;
     all.handshake_ms.insert(all.handshake_ms.end(), s.handshake_ms.begin(), s.handshake_ms.end());
     all.message_ms.insert(all.message_ms.end(), s.message_ms.begin(), s.message_ms.end());
+    all.t250_ms.insert(all.t250_ms.end(), s.t250_ms.begin(), s.t250_ms.end());
     for (auto& e : s.errors)
       if (all.errors.size() < kMaxErrorsShown) all.errors.push_back(e);
   }
@@ -622,14 +690,17 @@ int main(int argc, char** argv) {
   std::printf(
       "target=%s:%u mode=%s reuse=%d sessions=%d size=%zu messages=%ld ok=%ld failures=%ld "
       "seconds=%.3f msgs_per_s=%.1f connections=%ld resumed=%ld quit_errors=%ld "
-      "hs_p50_ms=%.2f hs_p99_ms=%.2f msg_p50_ms=%.2f msg_p99_ms=%.2f tls=%s cipher=%s group=%s "
-      "cert=%s\n",
-      o.host.c_str(), o.port, o.implicit ? "implicit" : "starttls", o.reuse ? 1 : 0, o.sessions,
+      "hs_p50_ms=%.2f hs_p99_ms=%.2f msg_p50_ms=%.2f msg_p99_ms=%.2f t250_p50_ms=%.2f "
+      "t250_p99_ms=%.2f tls=%s cipher=%s group=%s cert=%s\n",
+      o.host.c_str(), o.port, o.plain ? "plain" : o.implicit ? "implicit" : "starttls",
+      o.reuse ? 1 : 0, o.sessions,
       o.size, o.messages, all.ok, all.failed, secs, static_cast<double>(all.ok) / secs,
       all.connections, all.resumed, all.quit_errors, percentile(all.handshake_ms, 0.50),
       percentile(all.handshake_ms, 0.99), percentile(all.message_ms, 0.50),
-      percentile(all.message_ms, 0.99), tls_info_set ? tls_info.version.c_str() : "-",
+      percentile(all.message_ms, 0.99), percentile(all.t250_ms, 0.50),
+      percentile(all.t250_ms, 0.99), tls_info_set ? tls_info.version.c_str() : "-",
       tls_info_set ? tls_info.cipher.c_str() : "-", tls_info_set ? tls_info.group.c_str() : "-",
       tls_info_set && !tls_info.cert.empty() ? tls_info.cert.c_str() : "-");
+  if (o.duration_s > 0) return all.failed == 0 && all.ok > 0 ? 0 : 1;
   return all.ok == o.messages ? 0 : 1;
 }
