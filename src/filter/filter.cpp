@@ -152,6 +152,11 @@ struct Pipeline::Impl {
 Pipeline::Pipeline(Options o, std::vector<std::shared_ptr<Stage>> stages)
     : stages_(std::move(stages)), impl_(std::make_unique<Impl>(o)) {}
 
+void Pipeline::shutdown() {
+  impl_->pool.stop();
+  impl_->pool.join();
+}
+
 Pipeline::~Pipeline() {
   impl_->pool.stop();  // pending timeouts are work too: do not wait for them
   impl_->pool.join();

@@ -118,6 +118,9 @@ class Pipeline {
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;
   bool empty() const { return stages_.empty(); }
+  // Stops the threads (at shutdown, before the I/O context the done callbacks post to goes
+  // away): runs in progress never call done.
+  void shutdown();
   // Runs every stage on `ctx`; done(ctx) once, from a pipeline thread, with ctx.verdict set.
   void run(std::shared_ptr<Context> ctx, std::function<void(std::shared_ptr<Context>)> done);
 

@@ -758,6 +758,9 @@ int serve(const config::Config& cfg) {
   });
   sd_notify("READY=1");
   io.run();
+  // The checks post their answers to `io`: stop their threads while it still exists.
+  if (checks.pipeline) checks.pipeline->shutdown();
+  filter_rt.value().reset();
   // Stopping now: a second SIGTERM (a service manager repeating itself) must not cut the
   // orderly shutdown short. (Acknowledged mail is durable either way.)
   ::signal(SIGTERM, SIG_IGN);
