@@ -17,6 +17,9 @@ _e2e = importlib.util.module_from_spec(_spec)
 sys.modules["carrier_e2e_conftest"] = _e2e
 _spec.loader.exec_module(_e2e)
 
+# What tests/e2e/relay_helpers.py imports from "conftest" (the module of that name here).
+CARRIER_BIN, REPO, Carrier, default_sections = (_e2e.CARRIER_BIN, _e2e.REPO, _e2e.Carrier,
+                                                _e2e.default_sections)
 carrier_factory = _e2e.carrier_factory
 carrier = _e2e.carrier
 pytest_runtest_makereport = _e2e.pytest_runtest_makereport
