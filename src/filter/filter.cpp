@@ -179,7 +179,9 @@ struct Run : std::enable_shared_from_this<Run> {
 
   void finish() {
     if (finished.exchange(true)) return;
-    if (timer) timer->cancel();
+    // The timer belongs to the pool's executor, but a stage may keep this Run alive (through
+    // its callback) after the pool is gone: destroy the timer now, while the pool exists.
+    timer.reset();
     auto d = std::move(done);
     d(ctx);
   }
@@ -234,6 +236,7 @@ void Pipeline::run(std::shared_ptr<Context> ctx, std::function<void(std::shared_
     t->verdict.reason = "message checks timed out";
     t->verdict.stage = "pipeline";
     if (r->finished.exchange(true)) return;
+    r->timer.reset();  // as in finish(): not after the pool is destroyed
     auto d = std::move(r->done);
     d(t);
   });
