@@ -213,9 +213,13 @@ def main():
                 if cv is None or pv is None or not pv:
                     continue
                 if (better == "hi" and cv < pv) or (better == "lo" and cv > pv):
-                    losses.append(f"{sc}: {what}: carrier {c[col]}, {r['label']} {r[col]}")
+                    unit = {"accept_mps": " msgs/s", "deliver_mps": " msgs/s",
+                            "cpu_s_per_1000": " CPU s/1000 msgs", "peak_pss_kb": " KiB"}.get(col, " ms")
+                    losses.append(f"{sc}, {what}: carrier {c[col]}{unit}, {r['label']} {r[col]}{unit}")
     out.append("Where carrier is behind a peer in this run (each is explained under "
-               "\"Where carrier loses, and why\"): " + ("; ".join(losses) if losses else "nowhere") + ".")
+               "\"Where carrier loses, and why\" below)" + (":" if losses else ": nowhere."))
+    out.append("")
+    out += [f"- {l}" for l in losses]
     out.append("")
 
     # ---------------------------------------------------------------- machine limits
