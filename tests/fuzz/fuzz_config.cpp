@@ -8,12 +8,13 @@
 //  - a loaded Config has only the documented values for its enumerated settings, at least one
 //    listener, and loads identically twice (no hidden state);
 //  - parse_map: a result iff no new diagnostic, names lower case and valid, no alias without
-//    targets; parse_duration / parse_size round-trip through their canonical forms and stay in
-//    range; parse_host_port / parse_next_hop give back a non-empty host.
+//    targets; parse_duration / parse_size stay in range (no overflow) and round-trip through
+//    their canonical forms; parse_host_port / parse_next_hop give back a non-empty host.
 #include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "config/config.hpp"
@@ -78,8 +79,19 @@ void check_map(std::string_view text) {
 
 void check_values(std::string_view text) {
   if (auto d = parse_duration(text)) {
-    FUZZ_CHECK(d->count() >= 0);
-    auto again = parse_duration(std::to_string(d->count()) + "s");
+    // A count of at most 2^40 of any unit: no overflow. Round trip through the smallest unit
+    // that expresses it within that count (a valid "Nh" or "Nd" may exceed 2^40 seconds).
+    const std::int64_t secs = d->count(), max_count = std::int64_t{1} << 40;
+    FUZZ_CHECK(secs >= 0 && secs <= max_count * 86400);
+    std::string canon;
+    for (auto [unit, suffix] : {std::pair{1, 's'}, {60, 'm'}, {3600, 'h'}, {86400, 'd'}}) {
+      if (secs % unit == 0 && secs / unit <= max_count) {
+        canon = std::to_string(secs / unit) + suffix;
+        break;
+      }
+    }
+    FUZZ_CHECK(!canon.empty());
+    auto again = parse_duration(canon);
     FUZZ_CHECK(again && *again == *d);
   }
   if (auto s = parse_size(text)) {
