@@ -34,8 +34,10 @@ test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
 
-# Fault injection (tests/faults, docs/reliability.md): FAULT_ROUNDS SIGKILLs under load, and
-# the spool on a full tmpfs in a private mount namespace (needs root). Short versions run in `make test`.
+# Fault injection (tests/faults, docs/reliability.md): FAULT_ROUNDS SIGKILLs under load and
+# while relaying a batch, the spool and the Maildir on a full tmpfs in a private mount
+# namespace (needs root), a relay peer that stalls in DATA (2 min). Short versions of all but
+# the stall run in `make test`; the network faults are in tests/e2e/test_netfaults.py.
 .PHONY: test-faults
 FAULT_ROUNDS ?= 20
 test-faults: build
@@ -47,6 +49,22 @@ fuzz: deps
 	cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DCARRIER_FUZZ=ON
 	cmake --build build-fuzz -j $(JOBS) --target fuzz_targets
 	./tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
+
+# CI: every libFuzzer target for 30 s (12 targets: about 6 minutes plus the build).
+.PHONY: fuzz-ci
+fuzz-ci:
+	$(MAKE) fuzz FUZZ_SECONDS=30
+
+# The whole unit suite (CTest) and e2e suite (pytest on build-asan/carrier) built with
+# -fsanitize=address,undefined; any AddressSanitizer, LeakSanitizer or UBSan report, in a test
+# or in a carrier process the e2e tests start, fails the run (tests/sanitize/run.sh).
+.PHONY: test-sanitize
+SANITIZE_BUILD ?= build-asan
+test-sanitize: deps
+	cmake -S . -B $(SANITIZE_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCARRIER_SANITIZE=ON \
+	  -DCMAKE_CXX_FLAGS="-fno-omit-frame-pointer -fno-sanitize-recover=undefined"
+	cmake --build $(SANITIZE_BUILD) -j $(JOBS)
+	PYTHON=$(PYTHON) JOBS=$(JOBS) ./tests/sanitize/run.sh $(SANITIZE_BUILD)
 
 # Every benchmark scenario (bench/suite.sh: carrier next to Postfix, Exim and OpenSMTPD, about
 # 17 minutes on 2 cores; root), then bench/report.py writes the tables into docs/performance.md.
