@@ -2,7 +2,7 @@
 # profile.sh: where carrier's time goes on the relay path (benchmark helper, not a test; root;
 # loopback only; stops only what it started).
 #
-#   bench/profile.sh [-n MSGS] [-c SESSIONS] [-k PER_CONN] [-o DIR]
+#   bench/profile.sh [-n MSGS] [-c SESSIONS] [-k PER_CONN] [-s "perf strace malloc"] [-o DIR]
 #
 # carrier ($CARRIER_BIN, default build/carrier) relays to smtp-sink with the same config as
 # bench/suite.py's; bench/tls_load ($LOAD_BIN) sends MSGS messages of 4 KiB over SESSIONS
@@ -17,8 +17,8 @@ export LC_ALL=C
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CARRIER_BIN=$(readlink -f "${CARRIER_BIN:-$ROOT/build/carrier}")
 LOAD_BIN=$(readlink -f "${LOAD_BIN:-$ROOT/build/carrier-tls-load}")
-N=5000 C=20 K=1 OUT=/var/tmp/mta-bench/profile-$(date +%Y%m%dT%H%M%S)
-while getopts "n:c:k:o:" o; do case $o in n) N=$OPTARG;; c) C=$OPTARG;; k) K=$OPTARG;;
+N=5000 C=20 K=1 STEPS="perf strace malloc" OUT=/var/tmp/mta-bench/profile-$(date +%Y%m%dT%H%M%S)
+while getopts "n:c:k:s:o:" o; do case $o in n) N=$OPTARG;; c) C=$OPTARG;; k) K=$OPTARG;; s) STEPS=$OPTARG;;
   o) OUT=$OPTARG;; *) sed -n '2,16p' "$0"; exit 2;; esac; done
 [ "$(id -u)" = 0 ] || { echo "profile.sh: run as root" >&2; exit 1; }
 W=/var/tmp/mta-bench/profile-work PORT=2537 SINK=2536
@@ -73,6 +73,8 @@ load() {  # MSGS
 }
 stop() { kill -TERM "$CPID"; wait "$CPID" || true; CPID=""; kill "$SINK_PID"; wait "$SINK_PID" 2>/dev/null || true; SINK_PID=""; }
 
+want() { [[ " $STEPS " == *" $1 "* ]]; }
+if want perf; then
 echo "== perf record -g: $N msgs, $C sessions, $K per connection" | tee "$OUT/perf.txt"
 start
 perf record -g -o "$OUT/perf.data" -p "$CPID" 2> "$OUT/perf-record.err" & PERF=$!
@@ -90,7 +92,9 @@ stop
   echo "-- callers (children), top 40"
   perf report -i "$OUT/perf.data" --stdio --children --sort sym 2>/dev/null | grep -E '^ +[0-9]' | head -40
 } >> "$OUT/perf.txt"
+fi
 
+if want strace; then
 echo "== strace -c -f: $N msgs" | tee "$OUT/strace.txt"
 start
 strace -c -f -o "$OUT/strace.raw" -p "$CPID" 2>/dev/null & ST=$!
@@ -101,7 +105,9 @@ kill -INT "$ST"; wait "$ST" || true
 stop
 awk -v n="$N" 'NR <= 2 { print; next } /^-/ { print; next }
   { printf "%s   per msg: %.2f\n", $0, ($4 ~ /^[0-9]+$/ ? $4 : $5) / n }' "$OUT/strace.raw" >> "$OUT/strace.txt"
+fi
 
+if want malloc; then
 echo "== malloc_count: $N msgs vs none" | tee "$OUT/malloc.txt"
 start MALLOC_COUNT_OUT="$W/../malloc-0.txt" LD_PRELOAD="$SO"
 sleep 1; stop
@@ -118,4 +124,5 @@ for k in ("allocs", "frees", "bytes", "reallocs"):
     print(f"{k} per message: {(int(kv[1][k]) - int(kv[0][k])) / n:.1f}")
 PY
 cat "$OUT/malloc.txt"
+fi
 echo "profile.sh: results in $OUT" >&2

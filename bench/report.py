@@ -129,7 +129,8 @@ def main():
     out = [GEN_BEGIN, ""]
     total = a.time or meta.get("total_s", "")
     out.append(f"Generated from `{R}` (one `make bench` run). Started {meta.get('started', '?')}, "
-               f"commit {meta.get('commit', '?')}, {meta.get('cpus', '?')} CPUs; load average "
+               f"carrier built from commit {meta.get('carrier_commit', meta.get('commit', '?'))}, "
+               f"bench scripts at {meta.get('commit', '?')}, {meta.get('cpus', '?')} CPUs; load average "
                f"at the start {meta.get('load_avg_start', '?').split(' ')[0]}, mean "
                f"{meta.get('load_avg_mean', '?')}, max {meta.get('load_avg_max', '?')} (sampled "
                f"every 10 s); the whole suite took **{f0(total)} s** "
@@ -289,12 +290,14 @@ def main():
                 f"{f1(r['t250_p50_ms'])} / {f1(r['t250_p99_ms'])}",
                 f2(r["flushes_per_msg"]),
                 f"{r['accepted']} in {f1(r['accept_s'])} s",
+                f"{f2(r.get('server_cores'))} / {f0(r.get('machine_busy_pct'))} %",
                 r.get("load_avg", "-"),
                 r.get("note", "") or "",
             ])
         out.append(table(["server", "accepted msgs/s", "carrier ÷", "end-to-end msgs/s", "carrier ÷",
                           "CPU s / 1000 msgs", "carrier ÷", "peak RSS (PSS) MiB",
-                          "time-to-250 p50 / p99 ms", "disk flushes / msg", "messages", "load", "note"], body))
+                          "time-to-250 p50 / p99 ms", "disk flushes / msg", "messages",
+                          "server cores / machine busy", "load", "note"], body))
         out.append("")
 
     # ---------------------------------------------------------------- TLS
@@ -366,6 +369,8 @@ def main():
                "arrived, per 1000 accepted messages; *RSS* sums every process of the server, "
                "so shared pages count once per process: compare PSS for the multi-process "
                "peers; *time-to-250* = from sending the final `.` line to reading the 250; "
+               "*server cores* = the server's CPU seconds / wall seconds of the run (2 cores in all), "
+               "*machine busy* = all CPUs, every tenant included; "
                "*carrier ÷* = carrier's figure divided by that row's (rates: > 1 carrier faster; "
                "CPU: < 1 carrier cheaper); *disk flushes* = cache flushes completed by the disk "
                "(all tenants). Raw rows: `runs.tsv`, `tls.tsv`, `backlog.tsv`, `idle.tsv`, "

@@ -40,11 +40,17 @@ RUN_COLS = ["scenario", "label", "sessions", "size", "per_conn", "duration_s", "
             "failed", "accept_s", "accept_mps", "delivered", "deliver_s", "deliver_mps",
             "complete", "cpu_s", "cpu_s_per_1000", "peak_rss_kb", "peak_pss_kb", "peak_procs",
             "t250_p50_ms", "t250_p99_ms", "flushes_per_msg", "listen_drops", "load_avg",
-            "note", "started"]
+            "machine_busy_pct", "server_cores", "note", "started"]
 
 
 def log(msg):
     print(time.strftime("[%H:%M:%S] ") + "suite: " + msg, file=sys.stderr, flush=True)
+
+
+def cpu_times():
+    """(busy, total) jiffies of the whole machine."""
+    f = [int(x) for x in open("/proc/stat").readline().split()[1:9]]
+    return sum(f) - f[3] - f[4], sum(f)
 
 
 def load_avg():
@@ -314,6 +320,7 @@ def run_load(args, out, scenario, server, sessions, size, per_conn, duration, si
     delivered_count = (lambda: count_dir(maildir + "/new")) if maildir else sink.count
     base = 0 if maildir else sink.count()
     cpu0, fl0, d0 = server.cg.cpu_s(), disk_flushes(), listen_drops()
+    m0 = cpu_times()
     t0 = time.monotonic()
     kv = load(args, server.port, sessions, size, per_conn, duration, messages=cap)
     t1 = time.monotonic()
@@ -333,6 +340,7 @@ def run_load(args, out, scenario, server, sessions, size, per_conn, duration, si
         time.sleep(0.05)
     t2 = time.monotonic()
     cpu = server.cg.cpu_s() - cpu0
+    m1 = cpu_times()
     fl1, d1 = disk_flushes(), listen_drops()
     sampler.stop.set()
     sampler.join()
@@ -351,6 +359,8 @@ def run_load(args, out, scenario, server, sessions, size, per_conn, duration, si
         "t250_p50_ms": kv.get("t250_p50_ms", "-"), "t250_p99_ms": kv.get("t250_p99_ms", "-"),
         "flushes_per_msg": f"{(fl1 - fl0) / ok:.2f}" if ok and fl0 is not None else "-",
         "listen_drops": d1 - d0, "load_avg": la, "note": note, "started": started,
+        "machine_busy_pct": f"{100 * (m1[0] - m0[0]) / max(1, m1[1] - m0[1]):.0f}",
+        "server_cores": f"{cpu / (t2 - t0):.2f}",
     }
     append(out, "runs.tsv", RUN_COLS, row)
     log(f"{scenario} {server.label}: accepted {ok} ({row['accept_mps']}/s, {failed} failed), "
@@ -659,6 +669,16 @@ def main():
             ("commit", subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
                                       capture_output=True, text=True).stdout.strip()),
             ("cpus", str(os.cpu_count()))]
+    # the source the carrier binary was built from: its build directory's CMakeCache names it;
+    # a snapshot made with `git archive` holds the commit in a file .commit
+    cache = os.path.join(os.path.dirname(args.carrier), "CMakeCache.txt")
+    src = next((l.split("=", 1)[1].strip() for l in open(cache) if l.startswith("CMAKE_HOME_DIRECTORY:")),
+               "") if os.path.exists(cache) else ""
+    if src:
+        c = (open(f"{src}/.commit").read().strip() if os.path.exists(f"{src}/.commit") else
+             subprocess.run(["git", "-C", src, "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip())
+        meta.append(("carrier_commit", c or "?"))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
     loads = []
     stop_loadwatch = threading.Event()
