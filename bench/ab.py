@@ -36,7 +36,7 @@ def main():
             srv = suite.Carrier(os.path.abspath(binary), name=f"carrier-{label}")
             srv.label = label
             try:
-                rows[label].append(suite.run_load(a, a.out, sc[0], srv, *sc[1:], sink=sink))
+                rows[label].append(suite.run_load(a, a.out, sc[0], srv, *sc[1:5], sink=sink))
             finally:
                 srv.stop()
                 sink.stop()

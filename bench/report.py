@@ -120,11 +120,33 @@ def main():
         if t and v is not None:
             gc_best[t] = max(gc_best.get(t, 0), v)
 
+    # Several rounds of one (scenario, label): numeric columns become their median, and
+    # "rounds" / "accept_range" say how many and how far apart.
+    grouped = {}
+    for r in runs:
+        grouped.setdefault((r["scenario"], r["label"]), []).append(r)
+
+    def median_row(rs):
+        if len(rs) == 1:
+            return dict(rs[0], rounds="1", accept_range="")
+        m = dict(rs[0])
+        for col in rs[0]:
+            vals = [num(r[col]) for r in rs]
+            if col not in ("sessions", "size", "per_conn", "duration_s") and all(v is not None for v in vals):
+                vals.sort()
+                k = len(vals)
+                med = vals[k // 2] if k % 2 else (vals[k // 2 - 1] + vals[k // 2]) / 2
+                m[col] = f"{med:g}"
+        acc = sorted(num(r["accept_mps"]) or 0 for r in rs)
+        m["rounds"] = str(len(rs))
+        m["accept_range"] = f"{acc[0]:.0f}–{acc[-1]:.0f}"
+        return m
+
+    merged = {k: median_row(v) for k, v in grouped.items()}
+    runs = [merged[k] for k in dict.fromkeys((r["scenario"], r["label"]) for r in runs)]
+
     def run(sc, label):
-        for r in runs:
-            if r["scenario"] == sc and r["label"] == label:
-                return r
-        return None
+        return merged.get((sc, label))
 
     out = [GEN_BEGIN, ""]
     total = a.time or meta.get("total_s", "")
@@ -280,7 +302,8 @@ def main():
             rel = r["deliver_mps"]
             body.append([
                 f"**{r['label']}**" if is_c else r["label"],
-                f0(acc) if num(acc) is not None else acc,
+                (f0(acc) if num(acc) is not None else acc) +
+                (f" (median of {r['rounds']}: {r['accept_range']})" if r.get("rounds", "1") != "1" else ""),
                 "-" if is_c or not c else ratio(c["accept_mps"], acc),
                 f0(rel) if num(rel) is not None else (f"{rel} ({r.get('delivered', '-')} of {r.get('accepted', '-')})" if rel == "INCOMPLETE" else rel),
                 "-" if is_c or not c else ratio(c["deliver_mps"], rel),
@@ -361,7 +384,8 @@ def main():
                           "PSS KiB / conn", "processes", "threads", "note"], body))
         out.append("")
     out.append("Columns: *accepted msgs/s* = messages that got their 250 / seconds of load "
-               "(bench/tls_load, fixed duration); *end-to-end* = messages counted by smtp-sink "
+               "(bench/tls_load, fixed duration; with several rounds, every column is the median "
+               "of the rounds and the range is the accept rate's); *end-to-end* = messages counted by smtp-sink "
                "(or the Maildir) / seconds from the start of the load until the last arrived "
                "(INCOMPLETE: not all within 20 s after the load, or 6 s without progress); "
                "*CPU* = every process of the server (its own cpuacct cgroup, orphans and "
