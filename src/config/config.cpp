@@ -160,6 +160,7 @@ class Loader {
   void virtual_domain(const toml::table& t);
   void auth(const toml::table& t);
   void admin(const toml::table& t);
+  void rate_limit(const toml::table& t);
   void metrics(const toml::table& t);
   std::optional<CertPair> cert_pair(const toml::table& t, const std::string& ctx);
   void resolve_aliases();
@@ -944,6 +945,52 @@ void Loader::admin(const toml::table& t) {
     error(t.source(), "[admin]: listen needs a token (16 characters or more)");
 }
 
+void Loader::rate_limit(const toml::table& t) {
+  for (auto&& [k, v] : t) {
+    const std::string key(k.str());
+    if (key != "rule") {
+      unknown_key(k, "[rate_limit]");
+      continue;
+    }
+    const auto* a = v.as_array();
+    if (!a || !a->is_array_of_tables()) {
+      wrong_type(v, "[rate_limit] rule", "an array of tables ([[rate_limit.rule]])");
+      continue;
+    }
+    for (const toml::node& e : *a) {
+      const auto* rt = e.as_table();
+      if (!rt) continue;
+      Config::RateRule r;
+      bool ok = true;
+      for (auto&& [rk, rv] : *rt) {
+        const std::string rkey(rk.str());
+        const std::string ctx = "[[rate_limit.rule]] " + rkey;
+        if (rkey == "key") {
+          if (auto e2 = get_enum(rv, ctx, {"ip", "user", "sender_domain"})) r.key = *e2;
+          else ok = false;
+        } else if (rkey == "messages") {
+          if (auto i = get_int(rv, ctx, 0, 100000000)) r.messages = static_cast<std::uint64_t>(*i);
+          else ok = false;
+        } else if (rkey == "recipients") {
+          if (auto i = get_int(rv, ctx, 0, 100000000)) r.recipients = static_cast<std::uint64_t>(*i);
+          else ok = false;
+        } else if (rkey == "window") {
+          if (auto d = get_duration(rv, ctx, 1s, 24h * 31)) r.window = *d;
+          else ok = false;
+        } else {
+          unknown_key(rk, "[[rate_limit.rule]]");
+          ok = false;
+        }
+      }
+      if (ok && r.messages == 0 && r.recipients == 0) {
+        error(e, "[[rate_limit.rule]]", "needs messages or recipients (a limit above 0)");
+        ok = false;
+      }
+      if (ok) c_.rate_rules.push_back(r);
+    }
+  }
+}
+
 void Loader::metrics(const toml::table& t) {
   for (auto&& [k, v] : t) {
     const std::string key(k.str());
@@ -1202,10 +1249,12 @@ std::optional<Config> Loader::run(std::string_view text) {
       if (const auto* t = get_table(v, "[admin]")) admin(*t);
     } else if (key == "metrics") {
       if (const auto* t = get_table(v, "[metrics]")) metrics(*t);
+    } else if (key == "rate_limit") {
+      if (const auto* t = get_table(v, "[rate_limit]")) rate_limit(*t);
     } else if (v.is_table() || v.is_array_of_tables()) {
       error(k.source(), "unknown section [" + key +
                             "] (known: [server], [[listener]], [limits], [local], [relay], "
-                            "[[route]], [dns], [tls], [auth], [[virtual]], [admin], [metrics])");
+                            "[[route]], [dns], [tls], [auth], [[virtual]], [admin], [metrics], [rate_limit])");
     } else {
       error(k.source(), "unknown key '" + key + "' at top level (keys belong in a [section])");
     }

@@ -169,6 +169,15 @@ struct Config {
   // [metrics] GET /metrics (Prometheus) and /healthz on a loopback address; "" off
   std::string metrics_listen;
 
+  // [rate_limit] rules: messages and recipients per window, per key (docs/defence.md)
+  struct RateRule {
+    std::string key = "ip";          // "ip" | "user" | "sender_domain"
+    std::uint64_t messages = 0;      // 0: no message limit
+    std::uint64_t recipients = 0;    // 0: no recipient limit
+    std::chrono::seconds window{3600};
+  };
+  std::vector<RateRule> rate_rules;
+
   // [dns]
   std::string dns_upstream;   // "127.0.0.1@5353" forwarder; empty: /etc/resolv.conf
   bool dns_ipv4 = true, dns_ipv6 = true, dns_prefer_ipv6 = false;

@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "dns/resolver.hpp"
+#include "ratelimit/ratelimit.hpp"
 #include "session/policy.hpp"
 
 namespace carrier::server {
@@ -123,6 +124,21 @@ Result<Checks> build_checks(const config::Config& cfg, FilterRuntime& rt) {
   // ---- [dmarc] (stage "dmarc", Auth; uses the spf and dkim results) --------------------------
   // ---- [dnsbl] (connect check; RHSBL stage) -------------------------------------------------
   // ---- [rate_limit] (gate) ------------------------------------------------------------------
+  if (!cfg.rate_rules.empty()) {
+    std::vector<ratelimit::Rule> rules;
+    for (const auto& r : cfg.rate_rules) {
+      ratelimit::Rule x;
+      x.key = r.key == "user"            ? ratelimit::Key::User
+              : r.key == "sender_domain" ? ratelimit::Key::SenderDomain
+                                         : ratelimit::Key::Ip;
+      x.messages = r.messages;
+      x.recipients = r.recipients;
+      x.window = r.window;
+      rules.push_back(x);
+    }
+    out.gate->add(std::make_shared<ratelimit::RateGate>(std::move(rules)));
+    out.names.emplace_back("rate_limit (" + std::to_string(cfg.rate_rules.size()) + " rule(s))");
+  }
   // ---- [[milter]] (stages, Content) ---------------------------------------------------------
 
   if (!stages.empty()) {

@@ -298,6 +298,10 @@ void ServerSession::cmd_mail(const proto::Command& c) {
       events_.push_back({Event::Rejected, fmt::format("from=<{}> reply={} {} {}", m.sender.str(),
                                                       no->code, no->status,
                                                       no->lines.empty() ? "" : no->lines.front())});
+      if (no->code == 421) {  // RFC 5321 3.8: the server closes after a 421
+        state_ = State::Closed;
+        want_ = Want::Close;
+      }
       return;
     }
   }
