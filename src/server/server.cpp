@@ -746,13 +746,17 @@ int serve(const config::Config& cfg) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     auto t = std::make_shared<asio::steady_timer>(io);
     auto tick = std::make_shared<std::function<void()>>();
-    *tick = [&, t, deadline, tick] {
+    // The closure holds itself only weakly; the pending wait holds it strongly, so it is freed
+    // with the last wait (no cycle).
+    *tick = [&, t, deadline, self = std::weak_ptr<std::function<void()>>(tick)] {
       if (smtp.stats().connections_current == 0 || std::chrono::steady_clock::now() >= deadline) {
         io.stop();
         return;
       }
       t->expires_after(std::chrono::milliseconds(50));
-      t->async_wait([tick](const asio::error_code&) { (*tick)(); });
+      t->async_wait([next = self.lock()](const asio::error_code&) {
+        if (next) (*next)();
+      });
     };
     (*tick)();
   });
