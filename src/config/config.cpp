@@ -4,6 +4,7 @@
 // out of this module. Limits enforced here follow RFC 5321 4.5.3.1.4 (command line >= 512),
 // 4.5.3.1.8 (>= 100 recipients), 4.5.3.2 (timeouts) and 4.5.1 (postmaster always exists).
 #include "config/config.hpp"
+#include "dnsbl/dnsbl.hpp"
 
 #include <grp.h>
 #include <pwd.h>
@@ -161,6 +162,8 @@ class Loader {
   void auth(const toml::table& t);
   void admin(const toml::table& t);
   void rate_limit(const toml::table& t);
+  void dnsbl(const toml::table& t);
+  std::optional<double> get_number(const toml::node& n, const std::string& ctx, double lo, double hi);
   void metrics(const toml::table& t);
   std::optional<CertPair> cert_pair(const toml::table& t, const std::string& ctx);
   void resolve_aliases();
@@ -945,6 +948,90 @@ void Loader::admin(const toml::table& t) {
     error(t.source(), "[admin]: listen needs a token (16 characters or more)");
 }
 
+std::optional<double> Loader::get_number(const toml::node& n, const std::string& ctx, double lo,
+                                         double hi) {
+  double v = 0;
+  if (const auto* i = n.as_integer()) v = static_cast<double>(i->get());
+  else if (const auto* f = n.as_floating_point()) v = f->get();
+  else {
+    wrong_type(n, ctx, "a number");
+    return std::nullopt;
+  }
+  if (!(v >= lo && v <= hi)) {
+    error(n, ctx, "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+    return std::nullopt;
+  }
+  return v;
+}
+
+void Loader::dnsbl(const toml::table& t) {
+  for (auto&& [k, v] : t) {
+    const std::string key(k.str());
+    const std::string ctx = "[dnsbl] " + key;
+    if (key == "threshold") {
+      if (auto d = get_number(v, ctx, 0.001, 1000)) c_.dnsbl_threshold = *d;
+    } else if (key == "action") {
+      if (auto e = get_enum(v, ctx, {"reject", "tag"})) c_.dnsbl_action = *e;
+    } else if (key == "list") {
+      const auto* a = v.as_array();
+      if (!a || !a->is_array_of_tables()) {
+        wrong_type(v, "[dnsbl] list", "an array of tables ([[dnsbl.list]])");
+        continue;
+      }
+      for (const toml::node& e : *a) {
+        const auto* lt = e.as_table();
+        if (!lt) continue;
+        Config::DnsblList l;
+        bool ok = true;
+        for (auto&& [lk, lv] : *lt) {
+          const std::string lkey(lk.str());
+          const std::string lctx = "[[dnsbl.list]] " + lkey;
+          if (lkey == "zone") {
+            auto z = get_string(lv, lctx);
+            if (!z) { ok = false; continue; }
+            std::string zone = syntax::to_lower(*z);
+            if (!zone.empty() && zone.back() == '.') zone.pop_back();
+            if (!dnsbl::valid_zone(zone)) {
+              error(lv, lctx, "must be a DNS zone like \"zen.spamhaus.org\", got \"" + *z + "\"");
+              ok = false;
+              continue;
+            }
+            l.zone = zone;
+          } else if (lkey == "weight") {
+            if (auto d = get_number(lv, lctx, -1000, 1000)) l.weight = *d;
+            else ok = false;
+          } else if (lkey == "returns") {
+            auto arr = get_string_array(lv, lctx);
+            if (!arr) { ok = false; continue; }
+            for (auto& [r, node] : *arr) {
+              if (!dnsbl::valid_return(r)) {
+                error(*node, lctx, "must be an address or network in 127.0.0.0/8 like \"127.0.0.2\" or \"127.0.0.0/24\", got \"" + r + "\"");
+                ok = false;
+                continue;
+              }
+              l.returns.push_back(r);
+            }
+          } else if (lkey == "message") {
+            auto m = get_string(lv, lctx);
+            if (!m) { ok = false; continue; }
+            l.message = *m;
+          } else {
+            unknown_key(lk, "[[dnsbl.list]]");
+            ok = false;
+          }
+        }
+        if (ok && l.zone.empty()) {
+          error(e, "[[dnsbl.list]]", "missing required key 'zone'");
+          ok = false;
+        }
+        if (ok) c_.dnsbl_lists.push_back(std::move(l));
+      }
+    } else {
+      unknown_key(k, "[dnsbl]");
+    }
+  }
+}
+
 void Loader::rate_limit(const toml::table& t) {
   for (auto&& [k, v] : t) {
     const std::string key(k.str());
@@ -1249,12 +1336,14 @@ std::optional<Config> Loader::run(std::string_view text) {
       if (const auto* t = get_table(v, "[admin]")) admin(*t);
     } else if (key == "metrics") {
       if (const auto* t = get_table(v, "[metrics]")) metrics(*t);
+    } else if (key == "dnsbl") {
+      if (const auto* t = get_table(v, "[dnsbl]")) dnsbl(*t);
     } else if (key == "rate_limit") {
       if (const auto* t = get_table(v, "[rate_limit]")) rate_limit(*t);
     } else if (v.is_table() || v.is_array_of_tables()) {
       error(k.source(), "unknown section [" + key +
                             "] (known: [server], [[listener]], [limits], [local], [relay], "
-                            "[[route]], [dns], [tls], [auth], [[virtual]], [admin], [metrics], [rate_limit])");
+                            "[[route]], [dns], [tls], [auth], [[virtual]], [admin], [metrics], [dnsbl], [rate_limit])");
     } else {
       error(k.source(), "unknown key '" + key + "' at top level (keys belong in a [section])");
     }

@@ -178,6 +178,17 @@ struct Config {
   };
   std::vector<RateRule> rate_rules;
 
+  // [dnsbl] DNS block/allow lists of client IPs (RFC 5782; docs/defence.md "DNSBL")
+  struct DnsblList {
+    std::string zone;
+    double weight = 1.0;               // negative: allow list
+    std::vector<std::string> returns;  // answer codes that count; empty: any 127.0.0.0/8
+    std::string message;               // reply text template ($ip, $zone, $text)
+  };
+  std::vector<DnsblList> dnsbl_lists;  // [[dnsbl.list]]; none: no lookups
+  double dnsbl_threshold = 1.0;
+  std::string dnsbl_action = "reject";  // "reject" (554 5.7.1 at RCPT) | "tag" (header)
+
   // [dns]
   std::string dns_upstream;   // "127.0.0.1@5353" forwarder; empty: /etc/resolv.conf
   bool dns_ipv4 = true, dns_ipv6 = true, dns_prefer_ipv6 = false;

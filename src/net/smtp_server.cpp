@@ -467,13 +467,18 @@ asio::awaitable<void> Connection::check_client() {
   struct Pending {
     std::atomic<bool> taken{false};
   };
-  auto pending = std::make_shared<Pending>();
+  auto pending_owner = std::make_shared<Pending>();
+  const auto* pending_ref = &pending_owner;
   asio::steady_timer guard(ex);
   guard.expires_after(srv_->ctx.limits.connect_check_timeout);
+  auto* guard_ref = &guard;
+  // (The initiation captures only pointers: g++ 12 mishandles non-trivial captures there.)
   std::optional<filter::ConnectVerdict> v =
       co_await asio::async_initiate<decltype(asio::use_awaitable),
                                     void(std::optional<filter::ConnectVerdict>)>(
-          [fn, ex, ci, pending, &guard](auto handler) {
+          [fn, ex, ci, pending_ref, guard_ref](auto handler) {
+            std::shared_ptr<Pending> pending = *pending_ref;
+            auto& guard = *guard_ref;
             auto h = std::make_shared<decltype(handler)>(std::move(handler));
             guard.async_wait([h, pending](const asio::error_code&) {
               if (!pending->taken.exchange(true)) (*h)(std::nullopt);
@@ -519,9 +524,9 @@ asio::awaitable<bool> Connection::run_checks(bool& hold) {
   auto* p = pipe.get();
   std::shared_ptr<filter::Context> done = co_await asio::async_initiate<
       decltype(asio::use_awaitable), void(std::shared_ptr<filter::Context>)>(
-      [p, ex, ctx](auto handler) {
+      [p, ex, ctx_ref = &ctx](auto handler) {  // pointers only (g++ 12, see check_client)
         auto h = std::make_shared<decltype(handler)>(std::move(handler));
-        p->run(ctx, [h, ex](std::shared_ptr<filter::Context> c) {
+        p->run(*ctx_ref, [h, ex](std::shared_ptr<filter::Context> c) {
           asio::post(ex, [h, c = std::move(c)]() mutable { (*h)(std::move(c)); });
         });
       },

@@ -7,10 +7,14 @@
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
+#include <algorithm>
 #include <future>
+#include <mutex>
+#include <unordered_map>
 #include <spdlog/spdlog.h>
 
 #include "dns/resolver.hpp"
+#include "dnsbl/dnsbl.hpp"
 #include "ratelimit/ratelimit.hpp"
 #include "session/policy.hpp"
 
@@ -105,6 +109,134 @@ void ServerGate::on_accepted(const session::ClientInfo& client, const proto::Env
   for (auto& g : parts_) g->on_accepted(client, env);
 }
 
+// ---- DNSBL ----------------------------------------------------------------------------------
+
+namespace {
+
+// The lookups of one client: every list in parallel on the checks' I/O thread; answered when
+// the last one is in. A list that fails (timeout, SERVFAIL) counts as not listing the client.
+class DnsblCheck : public std::enable_shared_from_this<DnsblCheck> {
+ public:
+  DnsblCheck(const config::Config& cfg, FilterRuntime& rt)
+      : rt_(rt), threshold_(cfg.dnsbl_threshold), tag_(cfg.dnsbl_action == "tag") {
+    for (const auto& l : cfg.dnsbl_lists) lists_.push_back({l.zone, l.weight, l.returns, l.message});
+    for (const auto& n : cfg.trusted_networks)
+      if (auto c = session::Cidr::parse(n)) trusted_.push_back(*c);
+  }
+
+  void check(const session::ClientInfo& ci, std::function<void(filter::ConnectVerdict)> done) {
+    for (const auto& c : trusted_)
+      if (c.contains(ci.ip)) return done({});
+    {
+      std::lock_guard lk(mu_);
+      auto it = cache_.find(ci.ip);
+      if (it != cache_.end() && std::chrono::steady_clock::now() < it->second.first)
+        return done(it->second.second);
+    }
+    auto run = std::make_shared<Run>();
+    run->ip = ci.ip;
+    run->done = std::move(done);
+    run->pending = lists_.size();
+    auto self = shared_from_this();
+    asio::post(rt_.io(), [self, run] {
+      for (std::size_t i = 0; i < self->lists_.size(); ++i) self->lookup(run, i);
+    });
+  }
+
+ private:
+  struct Run {
+    std::string ip;
+    std::function<void(filter::ConnectVerdict)> done;
+    std::size_t pending = 0;
+    std::vector<dnsbl::Hit> hits;
+  };
+
+  void lookup(const std::shared_ptr<Run>& run, std::size_t i) {
+    auto name = dnsbl::query_name(run->ip, lists_[i].zone);
+    if (!name) return one_done(run);
+    auto self = shared_from_this();
+    rt_.resolver().resolve_addresses(*name, [self, run, i, n = *name](dns::AddrResult r) {
+      if (r.status == dns::Status::TempFail)
+        spdlog::warn("dnsbl: {} for [{}]: {} (counted as not listed)", self->lists_[i].zone, run->ip,
+                     r.error);
+      if (r.status != dns::Status::Ok || !dnsbl::listed(self->lists_[i], r.addresses))
+        return self->one_done(run);
+      dnsbl::Hit h;
+      h.list = i;
+      for (const auto& a : r.addresses)
+        if (dnsbl::listed(self->lists_[i], {a})) h.answer = a;
+      // The list's explanation (RFC 5782 2.1: a TXT record at the same name), for the reply.
+      self->rt_.resolver().resolve_txt(n, [self, run, h](dns::TxtResult t) mutable {
+        if (t.status == dns::Status::Ok && !t.records.empty()) h.text = t.records.front();
+        run->hits.push_back(std::move(h));
+        self->one_done(run);
+      });
+    });
+  }
+
+  void one_done(const std::shared_ptr<Run>& run) {
+    if (--run->pending > 0) return;
+    std::sort(run->hits.begin(), run->hits.end(),
+              [](const auto& a, const auto& b) { return a.list < b.list; });
+    auto v = dnsbl::judge(lists_, run->hits, threshold_);
+    filter::ConnectVerdict out;
+    if (v.over) {
+      if (tag_) {
+        out.tags.push_back(dnsbl::tag_text(lists_, v.hits) + "; score=" + fmt::format("{:g}", v.score));
+      } else {
+        const dnsbl::Hit* first = nullptr;
+        for (const auto& h : v.hits)
+          if (lists_[h.list].weight > 0) {
+            first = &h;
+            break;
+          }
+        if (first)
+          out.refusal = proto::Reply(554, "5.7.1", dnsbl::reply_text(lists_[first->list], *first, run->ip));
+      }
+      spdlog::info("dnsbl: [{}] listed: {} (score {:g}, threshold {:g}): {}", run->ip,
+                   dnsbl::tag_text(lists_, v.hits), v.score, threshold_, tag_ ? "tagged" : "refused at RCPT");
+    } else if (!v.hits.empty()) {
+      spdlog::info("dnsbl: [{}] listed: {} (score {:g} below threshold {:g})", run->ip,
+                   dnsbl::tag_text(lists_, v.hits), v.score, threshold_);
+    }
+    {
+      std::lock_guard lk(mu_);
+      if (cache_.size() >= kMaxCache) cache_.clear();
+      cache_[run->ip] = {std::chrono::steady_clock::now() + kCacheFor, out};
+    }
+    auto d = std::move(run->done);
+    d(std::move(out));
+  }
+
+  static constexpr std::size_t kMaxCache = 10000;
+  static constexpr std::chrono::seconds kCacheFor{300};
+  FilterRuntime& rt_;
+  std::vector<dnsbl::List> lists_;
+  double threshold_;
+  bool tag_;
+  std::vector<session::Cidr> trusted_;
+  std::mutex mu_;
+  std::unordered_map<std::string, std::pair<std::chrono::steady_clock::time_point, filter::ConnectVerdict>> cache_;
+};
+
+// Tag mode: the connect checks' findings become a header field of each message.
+class DnsblTagStage final : public filter::Stage {
+ public:
+  const char* name() const override { return "dnsbl"; }
+  Kind kind() const override { return Kind::Auth; }
+  void run(filter::Context& ctx, std::function<void()> done) override {
+    for (const auto& t : ctx.msg.client.connect_tags) {
+      std::string v;
+      for (char c : t) v += (c == '\r' || c == '\n') ? ' ' : c;
+      ctx.head.insert(0, "X-Carrier-DNSBL: " + v + "\r\n");
+      ctx.notes.push_back("dnsbl=listed");
+    }
+    done();
+  }
+};
+
+}  // namespace
+
 // ---- building -------------------------------------------------------------------------------
 
 bool trusted_client(const config::Config& cfg, const std::string& ip) {
@@ -114,7 +246,6 @@ bool trusted_client(const config::Config& cfg, const std::string& ip) {
 }
 
 Result<Checks> build_checks(const config::Config& cfg, FilterRuntime& rt) {
-  (void)rt;
   Checks out;
   out.gate = std::make_shared<ServerGate>(cfg.spool_dir, cfg.limits.min_free_space);
   std::vector<std::shared_ptr<filter::Stage>> stages;
@@ -123,6 +254,15 @@ Result<Checks> build_checks(const config::Config& cfg, FilterRuntime& rt) {
   // ---- [dkim] verify (stage "dkim", Auth) ---------------------------------------------------
   // ---- [dmarc] (stage "dmarc", Auth; uses the spf and dkim results) --------------------------
   // ---- [dnsbl] (connect check; RHSBL stage) -------------------------------------------------
+  if (!cfg.dnsbl_lists.empty()) {
+    auto check = std::make_shared<DnsblCheck>(cfg, rt);
+    out.check_client = [check](const session::ClientInfo& ci,
+                               std::function<void(filter::ConnectVerdict)> done) {
+      check->check(ci, std::move(done));
+    };
+    if (cfg.dnsbl_action == "tag") stages.push_back(std::make_shared<DnsblTagStage>());
+    else out.names.emplace_back("dnsbl (" + std::to_string(cfg.dnsbl_lists.size()) + " list(s))");
+  }
   // ---- [rate_limit] (gate) ------------------------------------------------------------------
   if (!cfg.rate_rules.empty()) {
     std::vector<ratelimit::Rule> rules;
