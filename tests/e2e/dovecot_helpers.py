@@ -15,9 +15,22 @@ DOVECOT_SH = REPO.parent / "shared" / "peers" / "dovecot.sh"
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(n: int) -> list[int]:
+    """n DIFFERENT free loopback ports: the sockets stay bound until all are chosen (one at a
+    time, the kernel may hand out the same port twice)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 class Dovecot:
@@ -32,7 +45,7 @@ class Dovecot:
         users_file = self.dir.parent / f"{self.dir.name}-users"
         users_file.write_text("".join(f"{u}:{p}\n" for u, p in self.users.items()))
         if not self.imap:
-            self.imap, self.pop3, self.lmtp = free_port(), free_port(), free_port()
+            self.imap, self.pop3, self.lmtp = free_ports(3)
         out = subprocess.run(
             [str(DOVECOT_SH), "start", str(self.dir), "--imap", str(self.imap), "--pop3",
              str(self.pop3), "--lmtp", str(self.lmtp), "--users", str(users_file)],
