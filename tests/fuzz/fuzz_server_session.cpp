@@ -59,7 +59,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   cfg.sender_allowed = [](const AuthIdentity& who, const proto::Mailbox& m) {
     return m.str().empty() || m.str() == who.user;
   };
-  ServerSession s(cfg, policy, ClientInfo{"127.0.0.1", "", 1, false, (flags & 16) != 0, "", ""});
+  ServerSession s(cfg, policy, ClientInfo{"127.0.0.1", "", 1, false, (flags & 16) != 0, "", "", {}, {}});
   s.on_connect();
   check_out(s.out());
   s.out().clear();
