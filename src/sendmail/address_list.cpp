@@ -65,7 +65,9 @@ bool tokenize(std::string_view s, std::vector<Token>& out, std::string* error,
         if (d == '\0') return fail("NUL in a quoted string");
         if (d == '\\') {
           if (i >= s.size()) break;
-          if (s[i] == '\0') return fail("NUL in a quoted string");
+          // RFC 5322 3.2.1: quoted-pair = "\" (VCHAR / WSP); a CR, LF or NUL cannot be quoted.
+          if (s[i] == '\0' || s[i] == '\r' || s[i] == '\n')
+            return fail("invalid quoted-pair in a quoted string");
           q += d;
           q += s[i++];
           continue;

@@ -85,6 +85,10 @@ TEST(AddressList, Malformed) {
   EXPECT_EQ(fails(std::string("a\0b@c.d", 7)), "control character in an address list");
   EXPECT_EQ(fails("<>"), "not an address: <>");
   EXPECT_EQ(fails("a\\b@c.d"), "unexpected '\\'");
+  // A folded quoted string is fine, but a CR or LF cannot be quoted: it would end up inside the
+  // recipient (found by fuzz_sendmail_rcpts in CI).
+  EXPECT_EQ(fails("\"a\\\r\"@b.c"), "invalid quoted-pair in a quoted string");
+  EXPECT_EQ(fails("\"a\\\n\"@b.c"), "invalid quoted-pair in a quoted string");
 }
 
 TEST(AddressList, Bounds) {
