@@ -1,5 +1,5 @@
 // carrier: the command line. `carrier serve`, `carrier check-config FILE`, `carrier passwd`,
-// `carrier reload`, `carrier doctor`, `--version`.
+// `carrier reload`, `carrier doctor`, `carrier dkim`, `--version`.
 #include <CLI/CLI.hpp>
 #include <signal.h>
 #include <termios.h>
@@ -13,6 +13,7 @@
 
 #include "app/sendmail.hpp"
 #include "admin/admin.hpp"
+#include "app/dkim_cmd.hpp"
 #include "app/queue_cmd.hpp"
 #include "auth/password.hpp"
 #include "config/config.hpp"
@@ -144,6 +145,7 @@ int main(int argc, char** argv) {
   passwd->add_option("user", passwd_user, "Print a whole line USER:HASH");
 
   carrier::app::QueueCli* queue_cli = carrier::app::add_queue_commands(app);
+  carrier::app::DkimCli* dkim_cli = carrier::app::add_dkim_commands(app);
 
   std::string reload_config, reload_data;
   auto* reload = app.add_subcommand(
@@ -168,6 +170,7 @@ int main(int argc, char** argv) {
   if (*reload) return cmd_reload(reload_config, reload_data);
   if (*doctor) return carrier::doctor::run_doctor(doctor_config, doctor_domains, std::cout, std::cerr);
   if (int rc = carrier::app::run_queue(queue_cli); rc >= 0) return rc;
+  if (int rc = carrier::app::run_dkim(dkim_cli); rc >= 0) return rc;
   if (*check) {
     std::vector<config::Diagnostic> diags;
     auto cfg = config::load_file(check_file, diags);

@@ -44,12 +44,14 @@ std::string labels_error(std::string_view s, std::string_view what) {
     if (label.size() > 63) return std::string(what) + " has a label longer than 63 characters";
     for (char c : label) {
       bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
-      if (!ok)
-        return std::string(what) + " may contain only letters, digits, hyphens and dots (found '" +
-               (static_cast<unsigned char>(c) >= 0x21 && static_cast<unsigned char>(c) < 0x7f
-                    ? std::string(1, c)
-                    : std::string("\\x") + "0123456789abcdef"[(c >> 4) & 0xf] + "0123456789abcdef"[c & 0xf]) +
-               "')";
+      if (!ok) {
+        const auto u = static_cast<unsigned char>(c);
+        std::string shown = c == ' '                ? std::string("a space")
+                            : (u >= 0x21 && u < 0x7f) ? "'" + std::string(1, c) + "'"
+                                                      : std::string("byte \\x") + "0123456789abcdef"[u >> 4] +
+                                                            "0123456789abcdef"[u & 0xf];
+        return std::string(what) + " may contain only letters, digits, hyphens and dots (found " + shown + ")";
+      }
     }
     if (label.front() == '-' || label.back() == '-')
       return std::string(what) + " has a label that starts or ends with a hyphen";
