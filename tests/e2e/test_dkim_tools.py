@@ -5,7 +5,7 @@ body, a changed body that must fail, key-file and name errors.
 """
 from __future__ import annotations
 
-import os
+import base64
 import re
 import stat
 import subprocess
@@ -156,3 +156,18 @@ def test_sign_errors(tmp_path: Path):
     key.chmod(0o640)
     p = run("dkim", "sign", "--domain", DOMAIN, "--selector", "e", "--key", str(key), stdin=MESSAGE)
     assert p.returncode == 0 and b"chmod 600" in p.stderr, p.stderr
+
+
+def test_openssl_traditional_rsa_key(tmp_path: Path):
+    """A key made by openssl itself ("BEGIN RSA PRIVATE KEY", as opendkim-genkey writes), its
+    record derived by openssl too: carrier's signature verifies against it."""
+    key = tmp_path / "trad.key"
+    subprocess.run(["openssl", "genrsa", "-traditional", "-out", str(key), "2048"], check=True,
+                   capture_output=True, timeout=60)
+    key.chmod(0o600)
+    assert key.read_text().startswith("-----BEGIN RSA PRIVATE KEY-----")
+    der = subprocess.run(["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
+                         check=True, capture_output=True, timeout=60).stdout
+    txt = b"v=DKIM1; k=rsa; p=" + base64.b64encode(der)
+    signed = sign(key, "trad", MESSAGE)
+    assert dkim.verify(signed, dnsfunc=dns_for("trad", txt))
