@@ -844,6 +844,10 @@ void Loader::relay(const toml::table& t) {
       if (auto i = get_int(v, ctx, 1, 100000)) c_.relay_max_per_destination = static_cast<int>(*i);
     } else if (key == "connect_timeout") {
       if (auto d = get_duration(v, ctx, 1s, 24h)) c_.connect_timeout = *d;
+    } else if (key == "command_timeout") {
+      if (auto d = get_duration(v, ctx, 1s, 24h)) c_.relay_command_timeout = *d;
+    } else if (key == "data_timeout") {
+      if (auto d = get_duration(v, ctx, 1s, 24h)) c_.relay_data_timeout = *d;
     } else if (key == "rate_per_destination") {
       auto str = get_string(v, ctx);
       if (!str) continue;

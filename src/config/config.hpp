@@ -147,6 +147,11 @@ struct Config {
   int relay_max_per_destination = 10;         // ... to one next hop
   double relay_rate_per_destination = 0;      // messages per second per next hop; 0: unlimited
   std::chrono::seconds connect_timeout{30};
+  // Waits for the next hop's replies (RFC 5321 4.5.3.2): greeting, EHLO, MAIL, RCPT and DATA
+  // (default 5 min; 2 min for DATA's 354), and for each piece of the content and the reply
+  // after it (default 3 min / 10 min). Unset: the RFC's values.
+  std::optional<std::chrono::seconds> relay_command_timeout;
+  std::optional<std::chrono::seconds> relay_data_timeout;
 
   std::filesystem::path relay_tls_ca_file;    // CA bundle for tls = "verify"; empty: system store
 

@@ -332,17 +332,31 @@ void Delivery::scheduler_loop() {
 void Delivery::worker_loop() {
   std::unique_lock lk(mu_);
   for (;;) {
-    work_cv_.wait(lk, [&] { return stopping_ || !run_.empty(); });
-    if (stopping_) return;
-    std::string id = std::move(run_.front());
-    run_.pop_front();
-    auto it = entries_.find(id);
-    if (it == entries_.end() || it->second.state != State::Queued) continue;
-    it->second.state = State::Running;
-    ++running_;
-    lk.unlock();
-    process(id);
-    lk.lock();
+    // Attempts whose relay has answered come first. When stopping, the workers stay until the
+    // relay has answered every attempt handed to it (its stop() ends them at once): a result
+    // already obtained (a local delivery in the same attempt) is always recorded.
+    work_cv_.wait(lk, [&] {
+      return !finish_.empty() || (stopping_ ? in_flight_ == 0 : !run_.empty());
+    });
+    if (!finish_.empty()) {
+      auto a = std::move(finish_.front());
+      finish_.pop_front();
+      lk.unlock();
+      finish(std::move(a));
+      lk.lock();
+    } else {
+      if (stopping_) return;
+      std::string id = std::move(run_.front());
+      run_.pop_front();
+      auto it = entries_.find(id);
+      if (it == entries_.end() || it->second.state != State::Queued) continue;
+      it->second.state = State::Running;
+      ++running_;
+      lk.unlock();
+      const bool later = begin(id);
+      lk.lock();
+      if (later) continue;  // finish() ends this attempt when the relay answers
+    }
     --running_;
     if (run_.empty() && running_ == 0) idle_cv_.notify_all();
   }
@@ -444,16 +458,69 @@ std::optional<std::string> Delivery::send_notice(const spool::Stored& msg, const
   return std::move(written.value());
 }
 
-void Delivery::process(const std::string& id) {
+// One attempt at one message: begin() (a worker thread) loads it and delivers the local
+// recipients; the relay recipients go to the relay transport without holding the thread
+// (deliver_async); finish() (a worker thread again, once the relay has answered) records the
+// results, sends the notices and updates the queue.
+struct Delivery::Attempt {
+  std::string id;
   Outcome out;
   std::vector<Note> notes;
   bool delay_noticed = false;
   bool bounce = false;
+  std::optional<spool::Stored> msg;  // loaded and to be delivered; empty: `out` is final
+  std::vector<bool> done;
+  std::int64_t received_ms = 0;
+  std::vector<std::size_t> relay;    // relay recipients handed to relay_tr
+  transport::Transport* relay_tr = nullptr;
+  std::vector<transport::Result> relay_results;
+  std::atomic<bool> handed{false};   // the second of begin() and the relay's callback finishes
+  std::vector<spool::RecipientResult> records;
+  std::vector<std::pair<std::size_t, std::string>> delivered_ok, relayed_ok;  // NOTIFY=SUCCESS
+  bool any_deferred = false;
+};
+
+void Delivery::absorb(Attempt& a, transport::Transport& tr, const std::vector<std::size_t>& which,
+                      std::vector<transport::Result> results) {
+  const auto& rcpts = a.msg->envelope.recipients;
+  auto now_ms = unix_ms(opts_.clock->now());
+  a.out.delay = static_cast<double>(std::max<std::int64_t>(0, now_ms - a.received_ms)) / 1000.0;
+  for (std::size_t idx : which) {
+    auto r = std::find_if(results.begin(), results.end(),
+                          [&](const transport::Result& x) { return x.index == idx; });
+    spool::RecipientResult rr;
+    rr.index = idx;
+    if (r == results.end()) {
+      rr.status = Status::Deferred;
+      rr.detail = std::string("4.3.0 ") + tr.name() + ": no result for this recipient";
+    } else {
+      rr.status = r->status;
+      rr.detail = r->detail;
+    }
+    if (rr.status == Status::Deferred) a.any_deferred = true;
+    else a.done[idx] = true;
+    // RFC 3461 5.2.2 / 5.2.3: NOTIFY=SUCCESS asks for a notice on final delivery here,
+    // or when relayed to a host that will not send one itself.
+    if (rr.status == Status::Delivered && (rcpts[idx].notify & proto::kNotifySuccess)) {
+      if (rcpts[idx].route == proto::RcptRoute::Local)
+        a.delivered_ok.emplace_back(idx, rr.detail);
+      else if (r != results.end() && r->relayed)
+        a.relayed_ok.emplace_back(idx, rr.detail);
+    }
+    a.out.lines.push_back(Line{idx, who(rcpts[idx]), tr.name(), rr.status, rr.detail});
+    a.records.push_back(std::move(rr));
+  }
+}
+
+bool Delivery::begin(const std::string& id) {
+  auto a = std::make_shared<Attempt>();
+  a->id = id;
+  Outcome& out = a->out;
   {
     std::lock_guard lk(mu_);
     if (auto it = entries_.find(id); it != entries_.end()) {
-      delay_noticed = it->second.delay_noticed;
-      bounce = it->second.bounce;
+      a->delay_noticed = it->second.delay_noticed;
+      a->bounce = it->second.bounce;
       it->second.bounce = false;
     }
   }
@@ -467,18 +534,19 @@ void Delivery::process(const std::string& id) {
                      ? Outcome::Forget
                      : Outcome::Retry;
       out.problem = e.message;
-    } else if (!bounce && held_in(loaded->events)) {
+    } else if (!a->bounce && held_in(loaded->events)) {
       out.kind = Outcome::Hold;  // held by the operator (also across restarts)
     } else {
-      const spool::Stored& msg = *loaded;
+      a->msg.emplace(std::move(*loaded));
+      const spool::Stored& msg = *a->msg;
       const auto& rcpts = msg.envelope.recipients;
-      std::vector<bool> done = msg.done;
-      done.resize(rcpts.size(), false);
-      auto received_ms = msg.envelope.received_at_ms ? msg.envelope.received_at_ms
-                                                     : queue_id_time_ms(id);
+      a->done = msg.done;
+      a->done.resize(rcpts.size(), false);
+      a->received_ms = msg.envelope.received_at_ms ? msg.envelope.received_at_ms
+                                                   : queue_id_time_ms(id);
       std::vector<std::size_t> local, relay;
       for (std::size_t i = 0; i < rcpts.size(); ++i) {
-        if (done[i]) continue;
+        if (a->done[i]) continue;
         (rcpts[i].route == proto::RcptRoute::Local ? local : relay).push_back(i);
       }
       transport::Transport* relay_tr;
@@ -486,65 +554,88 @@ void Delivery::process(const std::string& id) {
         std::lock_guard lk(mu_);
         relay_tr = relay_;
       }
-
-      std::vector<spool::RecipientResult> records;
-      std::vector<std::pair<std::size_t, std::string>> delivered_ok, relayed_ok;  // NOTIFY=SUCCESS
-      bool any_deferred = false;
-      auto run = [&](transport::Transport& tr, const std::vector<std::size_t>& which) {
-        if (which.empty()) return;
-        transport::Request req{&msg, which};
-        std::vector<transport::Result> results;
-        try {
-          results = tr.deliver(req);
-        } catch (const std::exception& e) {
-          results.clear();
-          spdlog::error("{}: transport {} threw: {}", id, tr.name(), e.what());
-        }
-        auto now_ms = unix_ms(opts_.clock->now());
-        out.delay = static_cast<double>(std::max<std::int64_t>(0, now_ms - received_ms)) / 1000.0;
-        for (std::size_t idx : which) {
-          auto r = std::find_if(results.begin(), results.end(),
-                                [&](const transport::Result& x) { return x.index == idx; });
-          spool::RecipientResult rr;
-          rr.index = idx;
-          if (r == results.end()) {
-            rr.status = Status::Deferred;
-            rr.detail = std::string("4.3.0 ") + tr.name() + ": no result for this recipient";
-          } else {
-            rr.status = r->status;
-            rr.detail = r->detail;
-          }
-          if (rr.status == Status::Deferred) any_deferred = true;
-          else done[idx] = true;
-          // RFC 3461 5.2.2 / 5.2.3: NOTIFY=SUCCESS asks for a notice on final delivery here,
-          // or when relayed to a host that will not send one itself.
-          if (rr.status == Status::Delivered && (rcpts[idx].notify & proto::kNotifySuccess)) {
-            if (rcpts[idx].route == proto::RcptRoute::Local)
-              delivered_ok.emplace_back(idx, rr.detail);
-            else if (r != results.end() && r->relayed)
-              relayed_ok.emplace_back(idx, rr.detail);
-          }
-          out.lines.push_back(Line{idx, who(rcpts[idx]), tr.name(), rr.status, rr.detail});
-          records.push_back(std::move(rr));
-        }
-      };
-      if (bounce) {
+      if (a->bounce) {
         // carrier queue bounce: every open recipient fails now; the notice below tells the
         // sender (RFC 3464 with the operator's reason).
         relay.insert(relay.end(), local.begin(), local.end());
         for (std::size_t idx : relay) {
           const std::string detail = "5.0.0 returned to the sender by the postmaster";
-          records.push_back(spool::RecipientResult{idx, Status::Failed, detail});
+          a->records.push_back(spool::RecipientResult{idx, Status::Failed, detail});
           out.lines.push_back(Line{idx, who(rcpts[idx]), "none", Status::Failed, detail});
-          done[idx] = true;
+          a->done[idx] = true;
         }
         relay.clear();
         local.clear();
       }
-      run(local_, local);
-      if (relay_tr) run(*relay_tr, relay);
-      else
+      if (!local.empty()) {
+        std::vector<transport::Result> results;
+        try {
+          results = local_.deliver(transport::Request{&msg, local});
+        } catch (const std::exception& e) {
+          results.clear();
+          spdlog::error("{}: transport {} threw: {}", id, local_.name(), e.what());
+        }
+        absorb(*a, local_, local, std::move(results));
+      }
+      if (!relay.empty() && !relay_tr) {
         for (std::size_t idx : relay) out.relay_waiting.push_back("<" + rcpts[idx].address.str() + ">");
+      } else if (!relay.empty()) {
+        a->relay = std::move(relay);
+        a->relay_tr = relay_tr;
+        {
+          std::lock_guard lk(mu_);
+          ++in_flight_;
+        }
+        bool threw = false;
+        try {
+          relay_tr->deliver_async(transport::Request{&msg, a->relay},
+                                  [this, a](std::vector<transport::Result> results) {
+                                    a->relay_results = std::move(results);
+                                    if (!a->handed.exchange(true)) return;  // begin() finishes
+                                    {
+                                      std::lock_guard lk(mu_);
+                                      --in_flight_;
+                                      finish_.push_back(a);
+                                    }
+                                    work_cv_.notify_all();
+                                  });
+        } catch (const std::exception& e) {
+          spdlog::error("{}: transport {} threw: {}", id, relay_tr->name(), e.what());
+          a->relay_results.clear();
+          threw = true;
+        }
+        if (!threw && !a->handed.exchange(true)) return true;  // the callback queues finish()
+        std::lock_guard lk(mu_);
+        --in_flight_;
+      }
+    }
+  } catch (const std::exception& e) {
+    a->msg.reset();
+    out = Outcome{};
+    out.kind = Outcome::Retry;
+    out.problem = std::string("delivery attempt failed: ") + e.what();
+  }
+  finish(std::move(a));
+  return false;
+}
+
+void Delivery::finish(std::shared_ptr<Attempt> ap) {
+  Attempt& a = *ap;
+  const std::string& id = a.id;
+  Outcome& out = a.out;
+  std::vector<Note>& notes = a.notes;
+  try {
+    if (a.msg) {
+      if (a.relay_tr) absorb(a, *a.relay_tr, a.relay, std::move(a.relay_results));
+      const spool::Stored& msg = *a.msg;
+      const auto& rcpts = msg.envelope.recipients;
+      std::vector<bool>& done = a.done;
+      std::vector<spool::RecipientResult>& records = a.records;
+      const std::int64_t received_ms = a.received_ms;
+      const bool any_deferred = a.any_deferred;
+      const bool delay_noticed = a.delay_noticed;
+      auto& delivered_ok = a.delivered_ok;
+      auto& relayed_ok = a.relayed_ok;
 
       bool all_done = std::all_of(done.begin(), done.end(), [](bool b) { return b; });
       if (all_done) {

@@ -24,6 +24,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -140,9 +141,14 @@ class Delivery {
   struct Notice;  // one notice to one message's sender (delivery.cpp)
   struct Note;    // one log line about notices, logged after the attempt's result lines
 
+  struct Attempt;  // one attempt at one message (delivery.cpp)
   void worker_loop();
   void scheduler_loop();
-  void process(const std::string& id);
+  // Starts an attempt; true when its relay part is under way (finish() runs when it answers).
+  bool begin(const std::string& id);
+  void finish(std::shared_ptr<Attempt> a);
+  void absorb(Attempt& a, transport::Transport& tr, const std::vector<std::size_t>& which,
+              std::vector<transport::Result> results);
   void enqueue_locked(const std::string& id, Entry& e);
   void queue_due_locked(TimePoint now);
   std::chrono::seconds backoff_locked(int attempts);
@@ -161,7 +167,9 @@ class Delivery {
   std::map<std::string, Entry, std::less<>> entries_;
   std::deque<std::string> run_;
   std::set<std::pair<TimePoint, std::string>> schedule_;
-  int running_ = 0;
+  int running_ = 0;     // attempts begun and not finished (including those in the relay)
+  int in_flight_ = 0;   // attempts whose relay part has not answered yet
+  std::deque<std::shared_ptr<Attempt>> finish_;  // attempts whose relay has answered
   bool started_ = false;
   bool stopping_ = false;
   transport::Transport* relay_ = nullptr;

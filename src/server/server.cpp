@@ -405,6 +405,11 @@ int serve(const config::Config& cfg) {
   ropts.max_connections = cfg.relay_max_connections;
   ropts.max_per_destination = cfg.relay_max_per_destination;
   ropts.connect_timeout = cfg.connect_timeout;
+  if (auto t = cfg.relay_command_timeout) {
+    ropts.timeouts.greeting = ropts.timeouts.command = ropts.timeouts.mail = *t;
+    ropts.timeouts.rcpt = ropts.timeouts.data_init = *t;
+  }
+  if (auto t = cfg.relay_data_timeout) ropts.timeouts.data_block = ropts.timeouts.data_end = *t;
   ropts.rate_per_destination = cfg.relay_rate_per_destination;
   ropts.self.names.push_back(cfg.hostname);
   ropts.tls = client_tls.value();

@@ -30,6 +30,14 @@ class Transport {
   virtual const char* name() const = 0;
   // May block (runs on a delivery worker thread). Returns exactly one Result per recipient.
   virtual std::vector<Result> deliver(const Request& req) = 0;
+
+  // The same without holding the caller's thread: starts the delivery and returns; `done` is
+  // called exactly once, on any thread (never inside this call for an asynchronous transport),
+  // with one Result per recipient. req.message must stay alive until then. A transport that
+  // waits on the network (SMTP relay) overrides this so that a stalled next hop holds no
+  // delivery thread; the default delivers synchronously and calls `done` before returning.
+  using Done = std::function<void(std::vector<Result>)>;
+  virtual void deliver_async(const Request& req, Done done) { done(deliver(req)); }
 };
 
 }  // namespace carrier::transport

@@ -18,6 +18,7 @@ Handles only data produced by carrier or the tests themselves; every wait is bou
 from __future__ import annotations
 
 import json
+import re
 import random
 import resource
 import selectors
@@ -191,6 +192,53 @@ def test_stalled_relay_peer_does_not_stop_other_deliveries(carrier_factory):
         assert listed["total"] == 2, listed
         rcpts = sorted(r["address"] for m in listed["messages"] for r in m["recipients"])
         assert rcpts == ["u0@stall.test", "u1@stall.test"], listed
+    finally:
+        stall.stop()
+        peer.stop()
+
+
+def deferred(c) -> int:
+    """Deferral log lines for stall.test recipients."""
+    return len(re.findall(r"to=<u\d+@stall\.test> relay=smtp .*status=deferred", c.log()))
+
+
+def test_many_messages_to_a_stalled_peer_hold_no_delivery_thread(carrier_factory):
+    """Twelve messages wait on a next hop that never greets: more than the four delivery
+    threads and more than max_per_destination (10) connections. No delivery thread waits for
+    the network (the relay reports back asynchronously), so local mail and mail to a healthy
+    peer are delivered at once; the two messages beyond the per-destination limit wait their
+    turn for a slot. With [relay] command_timeout = "8s" every stalled attempt is given up
+    after 8 s and the messages are deferred with the timeout in their reason, not bounced."""
+    stall = StallServer("127.0.0.6")
+    peer = SmtpPeer("127.0.0.5").start()
+    try:
+        routes = [{"domain": "stall.test", "next_hop": f"[127.0.0.6]:{stall.port}", "tls": "none"},
+                  {"domain": "ok.test", "next_hop": f"[127.0.0.5]:{peer.port}", "tls": "none"}]
+        c = carrier_factory(
+            server={"retry_initial": "1h", "retry_max": "1h", "delivery_threads": 4},
+            relay={"trusted_networks": ["127.0.0.0/8"], "connect_timeout": "20s",
+                   "command_timeout": "8s"},
+            route=routes)
+        for i in range(12):
+            send(c, f"u{i}@stall.test", f"stalled {i}")
+        wait_for(lambda: len(stall.conns) >= 10, 15, what="ten connections to the stalled peer")
+        for i in range(5):
+            send(c, f"u{i}@ok.test", f"healthy {i}")
+        for i in range(3):
+            send(c, "alice@localhost", f"local {i}")
+        got = peer.wait_delivered(5, timeout=10)
+        assert sorted(t.rcpts[0][0] for t in got) == [f"u{i}@ok.test" for i in range(5)]
+        wait_for(lambda: len(c.messages("alice")) == 3, 10, what="the three local messages")
+        # All of it before the first stalled attempt timed out: nothing waited for a thread that
+        # the stalled peer held (before, four stalled deliveries held all four threads until
+        # their timeout, and these waited behind them).
+        assert deferred(c) == 0, "other mail waited for the stalled deliveries to time out"
+
+        # The stalled attempts time out (8 s each; the last two waited for a slot first).
+        wait_for(lambda: deferred(c) >= 12, 40, what="all twelve stalled messages to be deferred")
+        assert "timed out" in c.log() or "timeout" in c.log(), c.log()[-2000:]
+        assert len(c.queue_files()) == 12, "the stalled messages must stay queued"
+        assert c.messages("postmaster") == [] and peer.errors == []
     finally:
         stall.stop()
         peer.stop()

@@ -16,8 +16,11 @@
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/ssl.hpp>
 #include <atomic>
+#include <deque>
 #include <future>
 #include <map>
+#include <mutex>
+#include <set>
 #include <thread>
 
 namespace carrier::transport {
@@ -102,7 +105,37 @@ struct SmtpTransport::Impl : std::enable_shared_from_this<Impl> {
     std::vector<Result> results;
   };
 
-  asio::awaitable<void> run_job(Job* job, std::promise<void>* done);
+  // Runs one job on the I/O thread; calls finished() when job->results is complete.
+  asio::awaitable<void> run_job(Job* job, std::function<void()> finished);
+
+  // deliver_async(): one request (one job per recipient domain) until its last job ends.
+  struct AsyncReq {
+    std::vector<std::unique_ptr<Job>> jobs;
+    std::vector<bool> job_done;
+    std::size_t remaining = 0;
+    std::vector<Result> results;
+    Transport::Done done;
+  };
+  // Requests not yet completed, so that stop() can end them (any thread; with pending_mu).
+  std::mutex pending_mu;
+  std::set<std::shared_ptr<AsyncReq>> pending;
+  bool closed = false;  // stop() has ended the pending requests: new ones end at once
+
+  // Connection slots: a job that finds its next hop (or all connections) busy waits here, in
+  // FIFO order per next hop, until a slot is handed to it or connect_timeout passes (I/O
+  // thread only).
+  struct SlotWaiter {
+    explicit SlotWaiter(asio::io_context& io) : timer(io) {}
+    asio::steady_timer timer;
+    bool granted = false;
+  };
+  std::map<std::string, std::deque<SlotWaiter*>> slot_waiters;
+  bool slot_fits(const std::string& key) const {
+    auto it = per_dest.find(key);
+    return total < opts.max_connections &&
+           (it == per_dest.end() ? 0 : it->second) < opts.max_per_destination;
+  }
+  void grant_slots();
   asio::awaitable<dns::MxResult> lookup_mx(std::string name);
   asio::awaitable<dns::AddrResult> lookup_addresses(std::string name);
   asio::awaitable<bool> acquire(const std::string& key);
@@ -149,21 +182,46 @@ asio::awaitable<dns::AddrResult> SmtpTransport::Impl::lookup_addresses(std::stri
 }
 
 asio::awaitable<bool> SmtpTransport::Impl::acquire(const std::string& key) {
-  auto deadline = std::chrono::steady_clock::now() + opts.connect_timeout;
-  asio::steady_timer t(io);
-  while (total >= opts.max_connections || per_dest[key] >= opts.max_per_destination) {
-    if (stopping || std::chrono::steady_clock::now() >= deadline) co_return false;
-    t.expires_after(std::chrono::milliseconds(20));
-    co_await t.async_wait(use_tuple);
+  if (slot_fits(key) && slot_waiters.find(key) == slot_waiters.end()) {
+    ++total;
+    ++per_dest[key];
+    co_return true;
   }
-  ++total;
-  ++per_dest[key];
-  co_return true;
+  if (stopping) co_return false;
+  SlotWaiter w(io);
+  w.timer.expires_after(opts.connect_timeout);
+  slot_waiters[key].push_back(&w);
+  co_await w.timer.async_wait(use_tuple);
+  if (w.granted) co_return true;  // grant_slots() counted the slot for this job
+  if (auto it = slot_waiters.find(key); it != slot_waiters.end()) {
+    auto& q = it->second;
+    q.erase(std::remove(q.begin(), q.end(), &w), q.end());
+    if (q.empty()) slot_waiters.erase(it);
+  }
+  co_return false;
 }
 
 void SmtpTransport::Impl::release(const std::string& key) {
   --total;
   if (--per_dest[key] <= 0) per_dest.erase(key);
+  grant_slots();
+}
+
+// Hands free slots to waiting jobs: per next hop in arrival order; across next hops (when the
+// total is the limit) in key order. O(next hops with waiters) per release.
+void SmtpTransport::Impl::grant_slots() {
+  for (auto it = slot_waiters.begin(); it != slot_waiters.end() && total < opts.max_connections;) {
+    auto& q = it->second;
+    while (!q.empty() && slot_fits(it->first)) {
+      SlotWaiter* w = q.front();
+      q.pop_front();
+      ++total;
+      ++per_dest[it->first];
+      w->granted = true;
+      w->timer.cancel();
+    }
+    it = q.empty() ? slot_waiters.erase(it) : std::next(it);
+  }
 }
 
 asio::awaitable<bool> SmtpTransport::Impl::attempt(Job& job, const Target& t,
@@ -415,7 +473,7 @@ asio::awaitable<void> SmtpTransport::Impl::idle_close(std::string key, std::shar
   c->close();
 }
 
-asio::awaitable<void> SmtpTransport::Impl::run_job(Job* jp, std::promise<void>* done) {
+asio::awaitable<void> SmtpTransport::Impl::run_job(Job* jp, std::function<void()> finished) {
   Job& job = *jp;
   auto fail_all = [&](Status st, const std::string& detail) {
     for (std::size_t idx : job.rcpts) job.results.push_back(Result{idx, st, detail});
@@ -438,7 +496,7 @@ asio::awaitable<void> SmtpTransport::Impl::run_job(Job* jp, std::promise<void>* 
         if (a.status != dns::Status::Ok) {
           // A configured next hop that does not resolve is the operator's to fix: keep the mail.
           fail_all(Status::Deferred, "4.4.3 next hop " + route->host + ": " + a.error);
-          done->set_value();
+          finished();
           co_return;
         }
         for (auto& ip : a.addresses) targets.push_back(Target{route->host, ip, port});
@@ -452,17 +510,17 @@ asio::awaitable<void> SmtpTransport::Impl::run_job(Job* jp, std::promise<void>* 
           if (route) fail_all(Status::Deferred, "4.4.3 next hop " + name + " has a null MX");
           else fail_all(Status::Failed, "5.1.10 domain " + name +
                                             " does not accept mail (null MX, RFC 7505)");
-          done->set_value();
+          finished();
           co_return;
         case dns::Status::NotFound:
           if (route) fail_all(Status::Deferred, "4.4.3 next hop " + name + " not found: " + mx.error);
           else fail_all(Status::Failed, "5.1.2 host or domain name not found: " + name +
                                             (mx.error.empty() ? "" : " (" + mx.error + ")"));
-          done->set_value();
+          finished();
           co_return;
         case dns::Status::TempFail:
           fail_all(Status::Deferred, "4.4.3 DNS lookup for " + name + " failed: " + mx.error);
-          done->set_value();
+          finished();
           co_return;
         case dns::Status::Ok: break;
       }
@@ -470,7 +528,7 @@ asio::awaitable<void> SmtpTransport::Impl::run_job(Job* jp, std::promise<void>* 
       targets = plan_targets(mx, port, opts.self, loops);
       if (loops) {
         fail_all(Status::Failed, "5.4.6 mail for " + name + " loops back to myself (MX)");
-        done->set_value();
+        finished();
         co_return;
       }
     }
@@ -518,7 +576,7 @@ asio::awaitable<void> SmtpTransport::Impl::run_job(Job* jp, std::promise<void>* 
     job.results.clear();
     fail_all(Status::Deferred, std::string("4.3.0 relay failed: ") + e.what());
   }
-  done->set_value();
+  finished();
 }
 
 SmtpTransport::SmtpTransport(SmtpOptions opts) : impl_(std::make_shared<Impl>(std::move(opts))) {}
@@ -544,8 +602,81 @@ void SmtpTransport::stop() {
   impl_->work.reset();
   impl_->io.stop();
   impl_->thread.join();
-  // Only now: no job code runs any more, so deliver() may stop waiting and drop its jobs.
+  // Only now: no job code runs any more, so deliver() may stop waiting and drop its jobs, and
+  // the asynchronous requests end with what they have (the rest deferred; the spool keeps it).
   impl_->stopped = true;
+  std::set<std::shared_ptr<Impl::AsyncReq>> left;
+  {
+    std::lock_guard lk(impl_->pending_mu);
+    impl_->closed = true;
+    left.swap(impl_->pending);
+  }
+  for (const auto& ar : left) {
+    for (std::size_t j = 0; j < ar->jobs.size(); ++j)
+      if (!ar->job_done[j])
+        for (auto i : ar->jobs[j]->rcpts)
+          ar->results.push_back(Result{i, Status::Deferred, "4.3.0 smtp transport stopped"});
+    auto done = std::move(ar->done);
+    done(std::move(ar->results));
+  }
+}
+
+void SmtpTransport::deliver_async(const Request& req, Done done) {
+  auto ar = std::make_shared<Impl::AsyncReq>();
+  auto not_running = [&] {
+    for (auto i : req.recipients)
+      ar->results.push_back(Result{i, Status::Deferred, "4.3.0 smtp transport not running"});
+    done(std::move(ar->results));
+  };
+  if (!req.message || !impl_->thread.joinable()) return not_running();
+  // One job per recipient domain; the jobs run concurrently on the I/O thread.
+  std::map<std::string, std::vector<std::size_t>> by_domain;
+  for (auto i : req.recipients) {
+    if (i >= req.message->envelope.recipients.size()) {
+      ar->results.push_back(Result{i, Status::Deferred, "4.3.0 smtp: no such recipient index"});
+      continue;
+    }
+    by_domain[proto::normalize_domain(req.message->envelope.recipients[i].address.domain)].push_back(i);
+  }
+  if (by_domain.empty()) return done(std::move(ar->results));
+  for (auto& [domain, idxs] : by_domain) {
+    auto job = std::make_unique<Impl::Job>();
+    job->msg = req.message;
+    job->rcpts = std::move(idxs);
+    job->domain = domain;
+    ar->jobs.push_back(std::move(job));
+  }
+  ar->job_done.assign(ar->jobs.size(), false);
+  ar->remaining = ar->jobs.size();
+  {
+    std::unique_lock lk(impl_->pending_mu);
+    if (impl_->closed) {  // stop() has run: nothing will complete this request
+      lk.unlock();
+      for (const auto& j : ar->jobs)
+        for (auto i : j->rcpts)
+          ar->results.push_back(Result{i, Status::Deferred, "4.3.0 smtp transport not running"});
+      return done(std::move(ar->results));
+    }
+    ar->done = std::move(done);
+    impl_->pending.insert(ar);
+  }
+  asio::post(impl_->io, [im = impl_.get(), ar] {
+    for (std::size_t j = 0; j < ar->jobs.size(); ++j) {
+      // On the I/O thread: the last job to end completes the request.
+      auto finished = [im, ar, j] {
+        std::unique_lock lk(im->pending_mu);
+        if (im->pending.count(ar) == 0) return;  // ended by stop() (not reached: see stop())
+        ar->job_done[j] = true;
+        for (auto& r : ar->jobs[j]->results) ar->results.push_back(std::move(r));
+        if (--ar->remaining > 0) return;
+        im->pending.erase(ar);
+        lk.unlock();
+        auto d = std::move(ar->done);
+        d(std::move(ar->results));
+      };
+      asio::co_spawn(im->io, im->run_job(ar->jobs[j].get(), std::move(finished)), asio::detached);
+    }
+  });
 }
 
 std::vector<Result> SmtpTransport::deliver(const Request& req) {
@@ -573,7 +704,9 @@ std::vector<Result> SmtpTransport::deliver(const Request& req) {
     job->rcpts = idxs;
     job->domain = domain;
     futures.push_back(promises[k].get_future());
-    asio::co_spawn(impl_->io, impl_->run_job(job.get(), &promises[k]), asio::detached);
+    asio::co_spawn(impl_->io,
+                   impl_->run_job(job.get(), [p = &promises[k]] { p->set_value(); }),
+                   asio::detached);
     jobs.push_back(std::move(job));
     ++k;
   }

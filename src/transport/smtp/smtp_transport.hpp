@@ -7,8 +7,10 @@
 // through ClientSession and the resolver.
 //
 // It runs its own I/O thread; deliver() is called on a delivery worker thread and waits for the
-// outcome. Limits: max_connections in total, max_per_destination per next hop (a delivery
-// waits for a free slot, bounded by connect_timeout).
+// outcome; deliver_async() (what the queue uses) returns at once and reports on the I/O
+// thread, so a next hop that stalls holds no delivery thread. Limits: max_connections in
+// total, max_per_destination per next hop (a delivery waits, first come first served, for a
+// free slot, bounded by connect_timeout; a freed slot is handed over at once).
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -55,6 +57,9 @@ class SmtpTransport final : public Transport {
 
   const char* name() const override { return "smtp"; }
   std::vector<Result> deliver(const Request& req) override;
+  // Returns at once; `done` runs on the transport's I/O thread when every recipient domain's
+  // job has ended (or at stop(), with what is left deferred). No thread waits meanwhile.
+  void deliver_async(const Request& req, Done done) override;
 
   struct Impl;
 
