@@ -4,6 +4,7 @@
 // out of this module. Limits enforced here follow RFC 5321 4.5.3.1.4 (command line >= 512),
 // 4.5.3.1.8 (>= 100 recipients), 4.5.3.2 (timeouts) and 4.5.1 (postmaster always exists).
 #include "config/config.hpp"
+#include "dkim/key.hpp"  // [dkim]
 #include "dnsbl/dnsbl.hpp"
 
 #include <grp.h>
@@ -163,6 +164,7 @@ class Loader {
   void admin(const toml::table& t);
   void rate_limit(const toml::table& t);
   void dnsbl(const toml::table& t);
+  void dkim(const toml::table& t);  // [dkim]
   std::optional<double> get_number(const toml::node& n, const std::string& ctx, double lo, double hi);
   void metrics(const toml::table& t);
   std::optional<CertPair> cert_pair(const toml::table& t, const std::string& ctx);
@@ -1036,6 +1038,111 @@ void Loader::dnsbl(const toml::table& t) {
   }
 }
 
+// ---- [dkim] --------------------------------------------------------------------------------
+void Loader::dkim(const toml::table& t) {
+  for (auto&& [k, v] : t) {
+    const std::string key(k.str());
+    const std::string ctx = "[dkim] " + key;
+    if (key == "verify") {
+      if (auto b = get_bool(v, ctx)) c_.dkim_verify = *b;
+    } else if (key == "sign_domains") {
+      auto arr = get_string_array(v, ctx);
+      if (!arr) continue;
+      for (auto& [d, node] : *arr) {
+        std::string dom = syntax::to_lower(d);
+        if (auto e = dkim::domain_syntax_error(dom); !e.empty()) {
+          error(*node, ctx, e + ", got \"" + d + "\"");
+          continue;
+        }
+        c_.dkim_sign_domains.push_back(dom);
+      }
+    } else if (key == "key") {
+      const auto* a = v.as_array();
+      if (!a || !a->is_array_of_tables()) {
+        wrong_type(v, "[dkim] key", "an array of tables ([[dkim.key]])");
+        continue;
+      }
+      for (const toml::node& e : *a) {
+        const auto* kt = e.as_table();
+        if (!kt) continue;
+        Config::DkimKey dk;
+        const toml::node* file_node = nullptr;
+        bool ok = true;
+        for (auto&& [kk, kv] : *kt) {
+          const std::string kkey(kk.str());
+          const std::string kctx = "[[dkim.key]] " + kkey;
+          if (kkey == "domain" || kkey == "selector") {
+            auto s = get_string(kv, kctx);
+            if (!s) { ok = false; continue; }
+            std::string val = syntax::to_lower(*s);
+            auto err = kkey == "domain" ? dkim::domain_syntax_error(val) : dkim::selector_syntax_error(val);
+            if (!err.empty()) {
+              error(kv, kctx, err + ", got \"" + *s + "\"");
+              ok = false;
+              continue;
+            }
+            (kkey == "domain" ? dk.domain : dk.selector) = val;
+          } else if (kkey == "key_file") {
+            auto p = get_path(kv, kctx);
+            if (!p) { ok = false; continue; }
+            dk.key_file = *p;
+            file_node = &kv;
+          } else {
+            unknown_key(kk, "[[dkim.key]]");
+            ok = false;
+          }
+        }
+        if (!ok) continue;
+        for (const char* req : {"domain", "selector", "key_file"}) {
+          const bool missing = std::string(req) == "domain" ? dk.domain.empty()
+                               : std::string(req) == "selector" ? dk.selector.empty()
+                                                                : dk.key_file.empty();
+          if (missing) {
+            error(e, "[[dkim.key]]", std::string("missing required key '") + req + "'");
+            ok = false;
+          }
+        }
+        if (!ok) continue;
+        for (const auto& other : c_.dkim_keys)
+          if (other.domain == dk.domain && other.selector == dk.selector) {
+            error(e, "[[dkim.key]]", "a second key for " + dk.selector + "._domainkey." + dk.domain);
+            ok = false;
+          }
+        if (!ok) continue;
+        // Load and check the key now: a key that does not load must stop the start (or the
+        // reload), not surface as refused mail later. PEM keys are small: 64 KiB at most.
+        const std::string kctx = "[[dkim.key]] key_file";
+        std::ifstream in(dk.key_file, std::ios::binary);
+        if (!in) {
+          error(*file_node, kctx, "cannot read " + dk.key_file.string() + ": " + std::strerror(errno));
+          continue;
+        }
+        std::string pem(64 * 1024 + 1, '\0');
+        in.read(pem.data(), static_cast<std::streamsize>(pem.size()));
+        if (in.bad()) {
+          error(*file_node, kctx, "cannot read " + dk.key_file.string() + ": " + std::strerror(errno));
+          continue;
+        }
+        pem.resize(static_cast<std::size_t>(in.gcount()));
+        if (pem.size() > 64 * 1024) {
+          error(*file_node, kctx, dk.key_file.string() + " is larger than 64 KiB: not a DKIM key");
+          continue;
+        }
+        auto pk = dkim::PrivateKey::from_pem(pem);
+        if (!pk) {
+          error(*file_node, kctx, dk.key_file.string() + ": " + pk.error().message);
+          continue;
+        }
+        dk.key = std::make_shared<const dkim::PrivateKey>(std::move(*pk));
+        c_.dkim_keys.push_back(std::move(dk));
+      }
+    } else {
+      unknown_key(k, "[dkim]");
+    }
+  }
+}
+// ---- end [dkim] ----------------------------------------------------------------------------
+
 void Loader::rate_limit(const toml::table& t) {
   for (auto&& [k, v] : t) {
     const std::string key(k.str());
@@ -1344,10 +1451,12 @@ std::optional<Config> Loader::run(std::string_view text) {
       if (const auto* t = get_table(v, "[dnsbl]")) dnsbl(*t);
     } else if (key == "rate_limit") {
       if (const auto* t = get_table(v, "[rate_limit]")) rate_limit(*t);
+    } else if (key == "dkim") {  // [dkim]
+      if (const auto* t = get_table(v, "[dkim]")) dkim(*t);
     } else if (v.is_table() || v.is_array_of_tables()) {
       error(k.source(), "unknown section [" + key +
                             "] (known: [server], [[listener]], [limits], [local], [relay], "
-                            "[[route]], [dns], [tls], [auth], [[virtual]], [admin], [metrics], [dnsbl], [rate_limit])");
+                            "[[route]], [dns], [tls], [auth], [[virtual]], [admin], [metrics], [dnsbl], [rate_limit], [dkim])");
     } else {
       error(k.source(), "unknown key '" + key + "' at top level (keys belong in a [section])");
     }

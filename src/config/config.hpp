@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,6 +15,10 @@
 #include <vector>
 
 #include "base/rate.hpp"
+
+namespace carrier::dkim {
+class PrivateKey;  // [dkim]
+}
 
 namespace carrier::config {
 
@@ -193,6 +198,19 @@ struct Config {
   std::vector<DnsblList> dnsbl_lists;  // [[dnsbl.list]]; none: no lookups
   double dnsbl_threshold = 1.0;
   std::string dnsbl_action = "reject";  // "reject" (554 5.7.1 at RCPT) | "tag" (header)
+
+  // ---- [dkim] (docs/defence.md "DKIM") ----
+  // Signing keys, loaded and checked when the configuration is loaded (check-config, reload).
+  struct DkimKey {
+    std::string domain;    // d=, lowercase: signs mail whose From: domain is this or below it
+    std::string selector;  // s=
+    std::filesystem::path key_file;
+    std::shared_ptr<const dkim::PrivateKey> key;
+  };
+  std::vector<DkimKey> dkim_keys;               // [[dkim.key]]
+  std::vector<std::string> dkim_sign_domains;   // mail from these (and below) must be signed
+  bool dkim_verify = false;                     // check signatures of incoming mail
+  // ---- end [dkim] ----
 
   // [dns]
   std::string dns_upstream;   // "127.0.0.1@5353" forwarder; empty: /etc/resolv.conf

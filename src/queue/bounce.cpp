@@ -95,7 +95,8 @@ Diagnostic split_diagnostic(std::string_view detail) {
   Diagnostic d;
   d.type = is_smtp_reply(detail) ? "smtp" : "X-Carrier";
   d.text = std::string(detail);
-  // "<status> [carrier: ]host WHERE said: REPLY (in reply to STAGE)"
+  // "<status> host WHERE said: REPLY (in reply to STAGE)", or carrier's own words about a
+  // host: "<status> carrier: WORDS (host WHERE, during STAGE)"
   const std::string st = leading_status(detail);
   if (st.empty() || detail.size() <= st.size() || detail[st.size()] != ' ') return d;
   std::string_view rest = detail.substr(st.size() + 1);
@@ -103,6 +104,16 @@ Diagnostic split_diagnostic(std::string_view detail) {
   if (rest.substr(0, 9) == "carrier: ") {
     generated = true;
     rest.remove_prefix(9);
+  }
+  if (generated) {
+    // "carrier: WORDS (host WHERE, during STAGE)": carrier's words about that host.
+    constexpr std::string_view kHost = " (host ";
+    if (auto p = rest.rfind(kHost); p != std::string_view::npos) {
+      std::string_view where = rest.substr(p + kHost.size());
+      where = where.substr(0, std::min(where.find('['), where.find(',')));
+      if (where.size() <= 255) d.remote_mta = std::string(where);
+    }
+    return d;  // not the peer's words: keep the whole detail
   }
   if (rest.substr(0, 5) != "host ") return d;
   rest.remove_prefix(5);
@@ -112,7 +123,6 @@ Diagnostic split_diagnostic(std::string_view detail) {
   std::string_view where = rest.substr(0, said);
   std::string_view reply = rest.substr(said + kSaid.size());
   d.remote_mta = std::string(where.substr(0, where.find('[')));
-  if (generated) return d;  // not the peer's words: keep the whole detail
   constexpr std::string_view kInReplyTo = " (in reply to ";
   if (auto p = reply.rfind(kInReplyTo); p != std::string_view::npos && reply.back() == ')')
     reply = reply.substr(0, p);

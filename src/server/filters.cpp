@@ -15,6 +15,7 @@
 
 #include "dns/resolver.hpp"
 #include "dnsbl/dnsbl.hpp"
+#include "server/dkim_stages.hpp"  // [dkim]
 #include "ratelimit/ratelimit.hpp"
 #include "session/policy.hpp"
 
@@ -252,6 +253,13 @@ Result<Checks> build_checks(const config::Config& cfg, FilterRuntime& rt) {
 
   // ---- [spf] (stage "spf", Auth) ------------------------------------------------------------
   // ---- [dkim] verify (stage "dkim", Auth) ---------------------------------------------------
+  std::shared_ptr<filter::Stage> dkim_sign;  // [dkim] signing: added last, after the milters
+  {
+    if (auto v = make_dkim_verify_stage(cfg, rt)) stages.push_back(std::move(v));
+    auto sign = make_dkim_sign_stage(cfg);
+    if (!sign) return sign.error();
+    dkim_sign = std::move(*sign);
+  }
   // ---- [dmarc] (stage "dmarc", Auth; uses the spf and dkim results) --------------------------
   // ---- [dnsbl] (connect check; RHSBL stage) -------------------------------------------------
   if (!cfg.dnsbl_lists.empty()) {
@@ -280,6 +288,7 @@ Result<Checks> build_checks(const config::Config& cfg, FilterRuntime& rt) {
     out.names.emplace_back("rate_limit (" + std::to_string(cfg.rate_rules.size()) + " rule(s))");
   }
   // ---- [[milter]] (stages, Content) ---------------------------------------------------------
+  if (dkim_sign) stages.push_back(std::move(dkim_sign));  // [dkim]: must stay the last stage
 
   if (!stages.empty()) {
     for (const auto& s : stages) out.names.emplace_back(s->name());

@@ -43,6 +43,13 @@ std::string reply_text(const proto::Reply& r) {
   return s;
 }
 
+// The words of a reply carrier made up itself ("timeout waiting for the server").
+std::string generated_text(const proto::Reply& r) {
+  std::string s;
+  for (const auto& l : r.lines) s += (s.empty() ? "" : " ") + l;
+  return s;
+}
+
 // The enhanced status code for a result detail: the reply's own, else one from its class.
 std::string status_of(const proto::Reply& r, const char* fallback) {
   if (!r.status.empty()) return r.status;
@@ -310,8 +317,12 @@ asio::awaitable<bool> SmtpTransport::Impl::attempt(Job& job, const Target& t,
         } else {
           res.status = o.kind == session::RcptOutcome::PermFail ? Status::Failed : Status::Deferred;
           const char* fb = res.status == Status::Failed ? "5.0.0" : "4.0.0";
-          res.detail = status_of(o.reply, fb) + " " + (o.generated ? "carrier: " : "") + "host " +
-                       where + " said: " + text + " (in reply to " + o.stage + ")";
+          // A reply carrier made up (a timeout, a lost connection) is not the host's words.
+          res.detail = o.generated
+                           ? status_of(o.reply, fb) + " carrier: " + generated_text(o.reply) + " (host " +
+                                 where + ", during " + o.stage + ")"
+                           : status_of(o.reply, fb) + " host " + where + " said: " + text +
+                                 " (in reply to " + o.stage + ")";
         }
       }
       job.results.push_back(std::move(res));

@@ -741,11 +741,14 @@ TEST(NoticeHelpers, SplitDiagnosticOfTheRelayTransport) {
   EXPECT_EQ(d.type, "smtp");
   EXPECT_EQ(d.text, "550 5.1.1 <a@b>: unknown");
   // Made up by carrier: the host is known, the words are not the peer's.
-  d = queue::split_diagnostic("5.3.4 carrier: host mx.example.net[192.0.2.1]:25 said: 552 5.3.4 "
-                              "message too big for the peer (in reply to MAIL)");
+  d = queue::split_diagnostic("5.3.4 carrier: message too big for the peer (host "
+                              "mx.example.net[192.0.2.1]:25, during MAIL)");
   EXPECT_EQ(d.remote_mta, "mx.example.net");
   EXPECT_EQ(d.type, "X-Carrier");
-  EXPECT_EQ(d.text.rfind("5.3.4 carrier: host", 0), 0u);
+  EXPECT_EQ(d.text.rfind("5.3.4 carrier: message too big", 0), 0u);
+  d = queue::split_diagnostic("4.4.2 carrier: timeout waiting for the server (host 192.0.2.7[192.0.2.7]:25, during DATA)");
+  EXPECT_EQ(d.remote_mta, "192.0.2.7");
+  EXPECT_EQ(d.type, "X-Carrier");
   // A plain reply, a local reason, and things that only look similar.
   d = queue::split_diagnostic("550 5.7.1 go away");
   EXPECT_EQ(d.remote_mta, "");
