@@ -164,6 +164,7 @@ class Loader {
   void admin(const toml::table& t);
   void rate_limit(const toml::table& t);
   void dnsbl(const toml::table& t);
+  void spf(const toml::table& t);  // [spf]
   void dkim(const toml::table& t);  // [dkim]
   std::optional<double> get_number(const toml::node& n, const std::string& ctx, double lo, double hi);
   void metrics(const toml::table& t);
@@ -1143,6 +1144,22 @@ void Loader::dkim(const toml::table& t) {
 }
 // ---- end [dkim] ----------------------------------------------------------------------------
 
+// ---- [spf] ---------------------------------------------------------------------------------
+void Loader::spf(const toml::table& t) {
+  for (auto&& [k, v] : t) {
+    const std::string key(k.str());
+    const std::string ctx = "[spf] " + key;
+    if (key == "enabled") {
+      if (auto b = get_bool(v, ctx)) c_.spf_enabled = *b;
+    } else if (key == "action") {
+      if (auto e = get_enum(v, ctx, {"none", "tag", "reject"})) c_.spf_action = *e;
+    } else {
+      unknown_key(k, "[spf]");
+    }
+  }
+}
+// ---- end [spf] -----------------------------------------------------------------------------
+
 void Loader::rate_limit(const toml::table& t) {
   for (auto&& [k, v] : t) {
     const std::string key(k.str());
@@ -1449,6 +1466,8 @@ std::optional<Config> Loader::run(std::string_view text) {
       if (const auto* t = get_table(v, "[metrics]")) metrics(*t);
     } else if (key == "dnsbl") {
       if (const auto* t = get_table(v, "[dnsbl]")) dnsbl(*t);
+    } else if (key == "spf") {  // [spf]
+      if (const auto* t = get_table(v, "[spf]")) spf(*t);
     } else if (key == "rate_limit") {
       if (const auto* t = get_table(v, "[rate_limit]")) rate_limit(*t);
     } else if (key == "dkim") {  // [dkim]
@@ -1456,7 +1475,7 @@ std::optional<Config> Loader::run(std::string_view text) {
     } else if (v.is_table() || v.is_array_of_tables()) {
       error(k.source(), "unknown section [" + key +
                             "] (known: [server], [[listener]], [limits], [local], [relay], "
-                            "[[route]], [dns], [tls], [auth], [[virtual]], [admin], [metrics], [dnsbl], [rate_limit], [dkim])");
+                            "[[route]], [dns], [tls], [auth], [[virtual]], [admin], [metrics], [dnsbl], [rate_limit], [dkim], [spf])");
     } else {
       error(k.source(), "unknown key '" + key + "' at top level (keys belong in a [section])");
     }

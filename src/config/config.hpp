@@ -212,6 +212,13 @@ struct Config {
   bool dkim_verify = false;                     // check signatures of incoming mail
   // ---- end [dkim] ----
 
+  // ---- [spf] SPF check of MAIL FROM (HELO for the null sender) before the commit (RFC 7208;
+  // docs/defence.md "SPF"). action: "none" (log only) | "tag" (Authentication-Results:) |
+  // "reject" (also 550 5.7.23 on fail, 451 4.7.24 on temperror, RFC 7372)
+  bool spf_enabled = false;
+  std::string spf_action = "tag";
+  // ---- end [spf] ----
+
   // [dns]
   std::string dns_upstream;   // "127.0.0.1@5353" forwarder; empty: /etc/resolv.conf
   bool dns_ipv4 = true, dns_ipv6 = true, dns_prefer_ipv6 = false;

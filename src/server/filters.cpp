@@ -18,6 +18,7 @@
 #include "server/dkim_stages.hpp"  // [dkim]
 #include "ratelimit/ratelimit.hpp"
 #include "session/policy.hpp"
+#include "server/spf_stage.hpp"  // [spf]
 
 namespace carrier::server {
 
@@ -252,6 +253,7 @@ Result<Checks> build_checks(const config::Config& cfg, FilterRuntime& rt) {
   std::vector<std::shared_ptr<filter::Stage>> stages;
 
   // ---- [spf] (stage "spf", Auth) ------------------------------------------------------------
+  if (cfg.spf_enabled) stages.push_back(make_spf_stage(cfg, rt));
   // ---- [dkim] verify (stage "dkim", Auth) ---------------------------------------------------
   std::shared_ptr<filter::Stage> dkim_sign;  // [dkim] signing: added last, after the milters
   {
