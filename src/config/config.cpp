@@ -165,6 +165,7 @@ class Loader {
   void rate_limit(const toml::table& t);
   void dnsbl(const toml::table& t);
   void spf(const toml::table& t);  // [spf]
+  void dmarc(const toml::table& t);  // [dmarc]
   void dkim(const toml::table& t);  // [dkim]
   std::optional<double> get_number(const toml::node& n, const std::string& ctx, double lo, double hi);
   void metrics(const toml::table& t);
@@ -1145,6 +1146,29 @@ void Loader::dkim(const toml::table& t) {
 // ---- end [dkim] ----------------------------------------------------------------------------
 
 // ---- [spf] ---------------------------------------------------------------------------------
+// ---- [dmarc] -------------------------------------------------------------------------------
+void Loader::dmarc(const toml::table& t) {
+  for (auto&& [k, v] : t) {
+    const std::string key(k.str());
+    const std::string ctx = "[dmarc] " + key;
+    if (key == "enabled") {
+      if (auto b = get_bool(v, ctx)) c_.dmarc_enabled = *b;
+    } else if (key == "action") {
+      if (auto e = get_enum(v, ctx, {"none", "tag", "enforce"})) c_.dmarc_action = *e;
+    } else if (key == "public_suffix_list") {
+      if (auto p = get_path(v, ctx)) {
+        std::error_code ec;
+        if (!fs::is_regular_file(*p, ec))
+          error(v, ctx, "no such file: " + p->string() + " (Debian package publicsuffix)");
+        else
+          c_.dmarc_public_suffix_list = *p;
+      }
+    } else {
+      unknown_key(k, "[dmarc]");
+    }
+  }
+}
+
 void Loader::spf(const toml::table& t) {
   for (auto&& [k, v] : t) {
     const std::string key(k.str());
@@ -1468,6 +1492,8 @@ std::optional<Config> Loader::run(std::string_view text) {
       if (const auto* t = get_table(v, "[dnsbl]")) dnsbl(*t);
     } else if (key == "spf") {  // [spf]
       if (const auto* t = get_table(v, "[spf]")) spf(*t);
+    } else if (key == "dmarc") {  // [dmarc]
+      if (const auto* t = get_table(v, "[dmarc]")) dmarc(*t);
     } else if (key == "rate_limit") {
       if (const auto* t = get_table(v, "[rate_limit]")) rate_limit(*t);
     } else if (key == "dkim") {  // [dkim]

@@ -219,6 +219,14 @@ struct Config {
   std::string spf_action = "tag";
   // ---- end [spf] ----
 
+  // ---- [dmarc] DMARC policy check of the From: domain, from the spf and dkim results
+  // (RFC 7489; docs/defence.md "DMARC"). action: "none" (log only) | "tag"
+  // (Authentication-Results:) | "enforce" (also p=reject → 550 5.7.1, p=quarantine → held)
+  bool dmarc_enabled = false;
+  std::string dmarc_action = "tag";
+  std::filesystem::path dmarc_public_suffix_list = "/usr/share/publicsuffix/public_suffix_list.dat";
+  // ---- end [dmarc] ----
+
   // [dns]
   std::string dns_upstream;   // "127.0.0.1@5353" forwarder; empty: /etc/resolv.conf
   bool dns_ipv4 = true, dns_ipv6 = true, dns_prefer_ipv6 = false;

@@ -19,6 +19,7 @@
 #include "ratelimit/ratelimit.hpp"
 #include "session/policy.hpp"
 #include "server/spf_stage.hpp"  // [spf]
+#include "server/dmarc_stage.hpp"  // [dmarc]
 
 namespace carrier::server {
 
@@ -263,6 +264,11 @@ Result<Checks> build_checks(const config::Config& cfg, FilterRuntime& rt) {
     dkim_sign = std::move(*sign);
   }
   // ---- [dmarc] (stage "dmarc", Auth; uses the spf and dkim results) --------------------------
+  {
+    auto d = make_dmarc_stage(cfg, rt);
+    if (!d) return d.error();
+    if (*d) stages.push_back(std::move(*d));
+  }
   // ---- [dnsbl] (connect check; RHSBL stage) -------------------------------------------------
   if (!cfg.dnsbl_lists.empty()) {
     auto check = std::make_shared<DnsblCheck>(cfg, rt);
