@@ -980,10 +980,14 @@ void Loader::dnsbl(const toml::table& t) {
       if (auto d = get_number(v, ctx, 0.001, 1000)) c_.dnsbl_threshold = *d;
     } else if (key == "action") {
       if (auto e = get_enum(v, ctx, {"reject", "tag"})) c_.dnsbl_action = *e;
-    } else if (key == "list") {
+    } else if (key == "list" || key == "domain_list") {
+      // [[dnsbl.list]]: client IPs; [[dnsbl.domain_list]]: HELO names and sender domains
+      // (RHSBL, RFC 5782 2.3).
+      const bool domain = key == "domain_list";
+      const std::string what = domain ? "[[dnsbl.domain_list]]" : "[[dnsbl.list]]";
       const auto* a = v.as_array();
       if (!a || !a->is_array_of_tables()) {
-        wrong_type(v, "[dnsbl] list", "an array of tables ([[dnsbl.list]])");
+        wrong_type(v, "[dnsbl] " + key, domain ? "an array of tables ([[dnsbl.domain_list]])" : "an array of tables ([[dnsbl.list]])");
         continue;
       }
       for (const toml::node& e : *a) {
@@ -993,7 +997,7 @@ void Loader::dnsbl(const toml::table& t) {
         bool ok = true;
         for (auto&& [lk, lv] : *lt) {
           const std::string lkey(lk.str());
-          const std::string lctx = "[[dnsbl.list]] " + lkey;
+          const std::string lctx = what + " " + lkey;
           if (lkey == "zone") {
             auto z = get_string(lv, lctx);
             if (!z) { ok = false; continue; }
@@ -1023,16 +1027,28 @@ void Loader::dnsbl(const toml::table& t) {
             auto m = get_string(lv, lctx);
             if (!m) { ok = false; continue; }
             l.message = *m;
+          } else if (domain && lkey == "check") {
+            auto arr = get_string_array(lv, lctx);
+            if (!arr) { ok = false; continue; }
+            l.check_helo = l.check_sender = false;
+            for (auto& [c, node] : *arr) {
+              if (c == "helo") l.check_helo = true;
+              else if (c == "sender") l.check_sender = true;
+              else {
+                error(*node, lctx, "must be \"helo\" or \"sender\", got \"" + c + "\"");
+                ok = false;
+              }
+            }
           } else {
-            unknown_key(lk, "[[dnsbl.list]]");
+            unknown_key(lk, what);
             ok = false;
           }
         }
         if (ok && l.zone.empty()) {
-          error(e, "[[dnsbl.list]]", "missing required key 'zone'");
+          error(e, what, "missing required key 'zone'");
           ok = false;
         }
-        if (ok) c_.dnsbl_lists.push_back(std::move(l));
+        if (ok) (domain ? c_.dnsbl_domain_lists : c_.dnsbl_lists).push_back(std::move(l));
       }
     } else {
       unknown_key(k, "[dnsbl]");

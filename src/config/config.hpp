@@ -194,8 +194,10 @@ struct Config {
     double weight = 1.0;               // negative: allow list
     std::vector<std::string> returns;  // answer codes that count; empty: any 127.0.0.0/8
     std::string message;               // reply text template ($ip, $zone, $text)
+    bool check_helo = true, check_sender = true;  // domain lists: which names are looked up
   };
   std::vector<DnsblList> dnsbl_lists;  // [[dnsbl.list]]; none: no lookups
+  std::vector<DnsblList> dnsbl_domain_lists;  // [[dnsbl.domain_list]] (RHSBL): HELO, sender domain
   double dnsbl_threshold = 1.0;
   std::string dnsbl_action = "reject";  // "reject" (554 5.7.1 at RCPT) | "tag" (header)
 

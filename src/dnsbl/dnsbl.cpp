@@ -54,6 +54,33 @@ std::optional<std::string> query_name(std::string_view ip, std::string_view zone
   return n + std::string(zone);
 }
 
+std::optional<std::string> domain_query_name(std::string_view domain, std::string_view zone) {
+  if (!domain.empty() && domain.back() == '.') domain.remove_suffix(1);
+  if (domain.empty() || domain.size() + 1 + zone.size() > 253) return std::nullopt;
+  std::string out;
+  out.reserve(domain.size() + 1 + zone.size());
+  std::size_t label = 0;
+  bool all_digits = true;
+  for (char c : domain) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+                    c == '.';
+    if (!ok) return std::nullopt;
+    if (c == '.') {
+      if (label == 0) return std::nullopt;
+      label = 0;
+    } else {
+      if (++label > 63) return std::nullopt;
+      if (!(c >= '0' && c <= '9')) all_digits = false;
+    }
+    out += c;
+  }
+  if (label == 0 || all_digits) return std::nullopt;  // empty last label; an IPv4 literal
+  out += '.';
+  out += zone;
+  return out;
+}
+
 bool valid_zone(std::string_view z) {
   if (z.empty() || z.size() > 200 || z.front() == '.' || z.back() == '.') return false;
   char prev = '.';

@@ -25,6 +25,12 @@ struct List {
 // literal (or an IPv4-mapped IPv6 address, which is looked up as IPv4).
 std::optional<std::string> query_name(std::string_view ip, std::string_view zone);
 
+// Domain name lists (RHSBL, RFC 5782 2.3): "example.com.zone" for the domain example.com
+// (lower case, a trailing dot dropped). nullopt: not a host name (letters, digits, '-', '_'
+// and dots, no empty label, at most 63 per label), an IP literal ("[1.2.3.4]" or digits and
+// dots only), or a query name longer than 253.
+std::optional<std::string> domain_query_name(std::string_view domain, std::string_view zone);
+
 // True when one of `answers` (A records of the query) is a listing by `list`: inside
 // 127.0.0.0/8 (RFC 5782 2.1: other answers mean the list is broken or gone and never count)
 // and matching list.returns when given.

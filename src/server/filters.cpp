@@ -222,6 +222,147 @@ class DnsblCheck : public std::enable_shared_from_this<DnsblCheck> {
   std::unordered_map<std::string, std::pair<std::chrono::steady_clock::time_point, filter::ConnectVerdict>> cache_;
 };
 
+// Domain name lists (RHSBL, RFC 5782 2.3): the HELO name and the MAIL FROM domain of each
+// message, looked up after the data (the names are known only then), every query in parallel
+// on the checks' resolver; a list that fails counts as not listing. Each list counts once
+// however many of the names it lists. Authenticated and trusted clients are not looked up.
+class RhsblStage final : public filter::Stage, public std::enable_shared_from_this<RhsblStage> {
+ public:
+  RhsblStage(const config::Config& cfg, FilterRuntime& rt)
+      : cfg_(std::make_shared<const config::Config>(cfg)),
+        rt_(rt),
+        threshold_(cfg.dnsbl_threshold),
+        tag_(cfg.dnsbl_action == "tag") {
+    for (const auto& l : cfg.dnsbl_domain_lists) {
+      lists_.push_back({l.zone, l.weight, l.returns, l.message});
+      checks_.emplace_back(l.check_helo, l.check_sender);
+    }
+  }
+  const char* name() const override { return "rhsbl"; }
+  Kind kind() const override { return Kind::Auth; }
+
+  void run(filter::Context& ctx, std::function<void()> done) override {
+    const auto& m = ctx.msg;
+    if (!m.client.auth_user.empty() || !m.envelope.auth_user.empty() ||
+        trusted_client(*cfg_, m.client.ip))
+      return done();
+    auto run = std::make_shared<Run>();
+    run->ctx = &ctx;
+    run->done = std::move(done);
+    for (std::size_t i = 0; i < lists_.size(); ++i) {
+      auto add = [&](const std::string& name, const char* what) {
+        if (auto q = dnsbl::domain_query_name(name, lists_[i].zone))
+          run->queries.push_back({i, name, what, *q});
+      };
+      if (checks_[i].first) add(m.envelope.helo, "HELO name");
+      if (checks_[i].second && !m.envelope.sender.empty()) add(m.envelope.sender.domain, "sender domain");
+    }
+    if (run->queries.empty()) return run->done();
+    run->pending = run->queries.size();
+    auto self = shared_from_this();
+    asio::post(rt_.io(), [self, run] {
+      for (std::size_t k = 0; k < run->queries.size(); ++k) self->lookup(run, k);
+    });
+  }
+
+ private:
+  struct Query {
+    std::size_t list;
+    std::string name;
+    const char* what;
+    std::string qname;
+  };
+  struct Run {
+    filter::Context* ctx = nullptr;
+    std::function<void()> done;
+    std::vector<Query> queries;
+    std::size_t pending = 0;  // touched on the runtime's I/O thread only
+    std::vector<std::pair<dnsbl::Hit, std::size_t>> hits;  // hit, query index
+  };
+
+  void lookup(const std::shared_ptr<Run>& run, std::size_t k) {
+    auto self = shared_from_this();
+    const Query& q = run->queries[k];
+    rt_.resolver().resolve_addresses(q.qname, [self, run, k](dns::AddrResult r) {
+      const Query& q = run->queries[k];
+      const dnsbl::List& list = self->lists_[q.list];
+      if (r.status == dns::Status::TempFail)
+        spdlog::warn("rhsbl: {} for {} {}: {} (counted as not listed)", list.zone, q.what, q.name,
+                     r.error);
+      if (r.status != dns::Status::Ok || !dnsbl::listed(list, r.addresses)) return self->one_done(run);
+      dnsbl::Hit h;
+      h.list = q.list;
+      for (const auto& a : r.addresses)
+        if (dnsbl::listed(list, {a})) h.answer = a;
+      self->rt_.resolver().resolve_txt(q.qname, [self, run, h, k](dns::TxtResult t) mutable {
+        if (t.status == dns::Status::Ok && !t.records.empty()) h.text = t.records.front();
+        run->hits.emplace_back(std::move(h), k);
+        self->one_done(run);
+      });
+    });
+  }
+
+  void one_done(const std::shared_ptr<Run>& run) {
+    if (--run->pending > 0) return;
+    filter::Context& ctx = *run->ctx;
+    // One hit per list (the first by query order), lists in configuration order.
+    std::sort(run->hits.begin(), run->hits.end(),
+              [](const auto& a, const auto& b) { return a.second < b.second; });
+    std::vector<dnsbl::Hit> hits;
+    std::vector<std::size_t> query_of;
+    for (const auto& [h, k] : run->hits) {
+      if (std::any_of(hits.begin(), hits.end(), [&](const dnsbl::Hit& x) { return x.list == h.list; }))
+        continue;
+      hits.push_back(h);
+      query_of.push_back(k);
+    }
+    auto v = dnsbl::judge(lists_, hits, threshold_);
+    std::string names;
+    for (std::size_t j = 0; j < hits.size(); ++j) {
+      const Query& q = run->queries[query_of[j]];
+      names += (names.empty() ? "" : ", ") + std::string(q.what) + " " + q.name + " in " + lists_[q.list].zone + "=" + hits[j].answer;
+    }
+    if (v.over) {
+      ctx.notes.push_back("rhsbl=listed");
+      if (tag_) {
+        std::string t = names + "; score=" + fmt::format("{:g}", v.score);
+        for (auto& c : t)
+          if (c == '\r' || c == '\n') c = ' ';
+        ctx.head.insert(0, "X-Carrier-DNSBL: " + t + "\r\n");
+      } else {
+        for (std::size_t j = 0; j < hits.size(); ++j) {
+          const dnsbl::List& list = lists_[hits[j].list];
+          if (list.weight <= 0) continue;
+          const Query& q = run->queries[query_of[j]];
+          dnsbl::List shown = list;
+          if (shown.message.empty())
+            shown.message = std::string("Service unavailable; ") + q.what + " $ip blocked using $zone" +
+                            (hits[j].text.empty() ? "" : ": $text");
+          ctx.verdict.action = filter::Action::Reject;
+          ctx.verdict.reply = proto::Reply(554, "5.7.1", dnsbl::reply_text(shown, hits[j], q.name));
+          ctx.verdict.reason = "rhsbl: " + names;
+          ctx.verdict.stage = "rhsbl";
+          break;
+        }
+      }
+      spdlog::info("{}: rhsbl: listed: {} (score {:g}, threshold {:g}): {}", ctx.msg.queue_id, names,
+                   v.score, threshold_, tag_ ? "tagged" : "refused");
+    } else if (!hits.empty()) {
+      spdlog::info("{}: rhsbl: listed: {} (score {:g} below threshold {:g})", ctx.msg.queue_id, names,
+                   v.score, threshold_);
+    }
+    auto d = std::move(run->done);
+    d();
+  }
+
+  std::shared_ptr<const config::Config> cfg_;
+  FilterRuntime& rt_;
+  std::vector<dnsbl::List> lists_;
+  std::vector<std::pair<bool, bool>> checks_;  // helo, sender
+  double threshold_;
+  bool tag_;
+};
+
 // Tag mode: the connect checks' findings become a header field of each message.
 class DnsblTagStage final : public filter::Stage {
  public:
@@ -279,6 +420,7 @@ Result<Checks> build_checks(const config::Config& cfg, FilterRuntime& rt) {
     if (cfg.dnsbl_action == "tag") stages.push_back(std::make_shared<DnsblTagStage>());
     else out.names.emplace_back("dnsbl (" + std::to_string(cfg.dnsbl_lists.size()) + " list(s))");
   }
+  if (!cfg.dnsbl_domain_lists.empty()) stages.push_back(std::make_shared<RhsblStage>(cfg, rt));
   // ---- [rate_limit] (gate) ------------------------------------------------------------------
   if (!cfg.rate_rules.empty()) {
     std::vector<ratelimit::Rule> rules;

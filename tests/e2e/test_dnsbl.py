@@ -20,6 +20,9 @@ ZONE = """
 4.0.0.127.bl.test. 300 A 10.0.0.1
 5.0.0.127.bl.test. 300 A 127.0.0.4
 broken.test. SERVFAIL
+spammy.example.dbl.test. 300 A 127.0.1.2
+spammy.example.dbl.test. 300 TXT "spammy.example is a listed domain"
+bad-helo.example.dbl.test. 300 A 127.0.1.2
 """
 
 
@@ -96,3 +99,64 @@ def test_dns_server_down_does_not_block_mail(carrier_factory, tmp_path):
     c = carrier_factory(dns={"upstream": "127.0.0.1@9"}, dnsbl={"list": [{"zone": "bl.test"}]})
     code, msg, data = attempt(c, "127.0.0.2")
     assert code == 250 and data[0] == 250, msg
+
+
+# ---- domain lists (RHSBL, RFC 5782 2.3): the HELO name and the sender domain ----------------
+
+def rhsbl_send(c, helo, sender):
+    """(code, text) of the reply to the end of the data (the domain lists are checked there)."""
+    s = smtplib.SMTP(c.host, c.port, timeout=20, source_address=("127.0.0.1", 0))
+    try:
+        s.ehlo(helo)
+        assert s.mail(sender)[0] == 250
+        assert s.rcpt("demo@localhost")[0] == 250
+        try:
+            return s.data(b"Subject: rhsbl\r\n\r\nhello\r\n")
+        except smtplib.SMTPDataError as e:
+            return e.smtp_code, e.smtp_error
+    finally:
+        s.quit()
+
+
+def test_domain_lists_check_sender_domain_and_helo(carrier_factory, dns):
+    c = carrier_factory(dns={"upstream": dns.upstream},
+                        dnsbl={"domain_list": [{"zone": "dbl.test"}]})
+    code, text = rhsbl_send(c, "client.test", "bob@spammy.example")
+    assert code == 554, text
+    assert text.startswith(b"5.7.1 Service unavailable; sender domain spammy.example blocked "
+                           b"using dbl.test: spammy.example is a listed domain"), text
+    code, text = rhsbl_send(c, "bad-helo.example", "bob@fine.example")
+    assert code == 554 and b"HELO name bad-helo.example blocked using dbl.test" in text, text
+    # Not listed; the null sender has no domain; an address literal HELO is not looked up.
+    for helo, sender in (("client.test", "bob@fine.example"), ("client.test", ""),
+                         ("[127.0.0.1]", "bob@fine.example")):
+        code, text = rhsbl_send(c, helo, sender)
+        assert code == 250, (helo, sender, text)
+    log = c.log()
+    assert "rhsbl: listed: sender domain spammy.example in dbl.test=127.0.1.2" in log, log[-2000:]
+
+
+def test_domain_list_check_choice_and_tag_mode(carrier_factory, dns):
+    c = carrier_factory(dns={"upstream": dns.upstream},
+                        dnsbl={"action": "tag", "domain_list": [{"zone": "dbl.test", "check": ["helo"]}]})
+    code, text = rhsbl_send(c, "client.test", "bob@spammy.example")  # sender not checked
+    assert code == 250, text
+    code, text = rhsbl_send(c, "bad-helo.example", "bob@fine.example")
+    assert code == 250, text
+    box = c.data_dir / "mail" / "demo" / "new"
+    wait_for(lambda: box.exists() and len(list(box.iterdir())) == 2, timeout=15)
+    heads = [p.read_bytes().split(b"\n\n", 1)[0] for p in sorted(box.iterdir())]
+    tagged = [h for h in heads if b"X-Carrier-DNSBL:" in h]
+    assert len(tagged) == 1, heads
+    assert b"X-Carrier-DNSBL: HELO name bad-helo.example in dbl.test=127.0.1.2; score=1" in tagged[0]
+
+
+def test_domain_list_check_values_are_checked(carrier_factory, tmp_path):
+    import subprocess
+    from conftest import CARRIER_BIN
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[[dnsbl.domain_list]]\nzone = "dbl.test"\ncheck = ["helo", "rcpt"]\n')
+    r = subprocess.run([str(CARRIER_BIN), "check-config", str(cfg)], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode != 0
+    assert 'must be "helo" or "sender", got "rcpt"' in r.stdout + r.stderr

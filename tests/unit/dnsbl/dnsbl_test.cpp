@@ -80,3 +80,21 @@ TEST(Dnsbl, TagTextNamesZonesAndAnswers) {
 
 }  // namespace
 }  // namespace carrier::dnsbl
+
+TEST(Dnsbl, DomainQueryNamesForRhsbls) {  // RFC 5782 2.3
+  EXPECT_EQ(carrier::dnsbl::domain_query_name("Mail.Example.COM.", "dbl.test"), "mail.example.com.dbl.test");
+  EXPECT_EQ(carrier::dnsbl::domain_query_name("x_y.example", "z"), "x_y.example.z");
+  EXPECT_FALSE(carrier::dnsbl::domain_query_name("", "z"));
+  EXPECT_FALSE(carrier::dnsbl::domain_query_name("[127.0.0.1]", "z"));    // HELO address literal
+  EXPECT_FALSE(carrier::dnsbl::domain_query_name("192.0.2.1", "z"));      // digits and dots only
+  EXPECT_FALSE(carrier::dnsbl::domain_query_name("a..b", "z"));
+  EXPECT_FALSE(carrier::dnsbl::domain_query_name(".a", "z"));
+  EXPECT_FALSE(carrier::dnsbl::domain_query_name("a b.example", "z"));
+  EXPECT_FALSE(carrier::dnsbl::domain_query_name("a\n.example", "z"));
+  EXPECT_FALSE(carrier::dnsbl::domain_query_name(std::string(64, 'a') + ".example", "z"));
+  EXPECT_TRUE(carrier::dnsbl::domain_query_name(std::string(63, 'a') + ".example", "z"));
+  std::string longname;
+  for (int i = 0; i < 5; ++i) longname += std::string(50, 'a') + ".";
+  longname += "com";  // 258 characters
+  EXPECT_FALSE(carrier::dnsbl::domain_query_name(longname, "z"));
+}
