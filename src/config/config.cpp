@@ -7,6 +7,7 @@
 #include "dkim/key.hpp"  // [dkim]
 #include "dnsbl/dnsbl.hpp"
 
+#include <arpa/inet.h>  // [[milter]]
 #include <grp.h>
 #include <pwd.h>
 
@@ -167,6 +168,7 @@ class Loader {
   void spf(const toml::table& t);  // [spf]
   void dmarc(const toml::table& t);  // [dmarc]
   void dkim(const toml::table& t);  // [dkim]
+  void milters(const toml::node& n);  // [[milter]]
   std::optional<double> get_number(const toml::node& n, const std::string& ctx, double lo, double hi);
   void metrics(const toml::table& t);
   std::optional<CertPair> cert_pair(const toml::table& t, const std::string& ctx);
@@ -1161,6 +1163,97 @@ void Loader::dkim(const toml::table& t) {
 }
 // ---- end [dkim] ----------------------------------------------------------------------------
 
+// ---- [[milter]] ------------------------------------------------------------------------------
+namespace {
+// "inet:IP:PORT", "inet:[IPv6]:PORT" (an IP literal: milters are local services, no DNS) or
+// "unix:/absolute/path". Empty `why` on success.
+std::string parse_milter_address(const std::string& a, Config::Milter& m) {
+  if (a.rfind("unix:", 0) == 0) {
+    std::string p = a.substr(5);
+    if (p.empty() || p.front() != '/') return "a unix socket needs an absolute path (\"unix:/run/milter.sock\")";
+    if (p.size() > 107) return "the unix socket path is longer than 107 bytes";
+    m.host = p;
+    return {};
+  }
+  if (a.rfind("inet:", 0) != 0 && a.rfind("inet6:", 0) != 0)
+    return "expected \"inet:IP:PORT\" or \"unix:/path\"";
+  std::string rest = a.substr(a.find(':') + 1);
+  std::string host, port;
+  if (!rest.empty() && rest.front() == '[') {
+    auto e = rest.find("]:");
+    if (e == std::string::npos) return "expected \"inet:[IPv6]:PORT\"";
+    host = rest.substr(1, e - 1);
+    port = rest.substr(e + 2);
+  } else {
+    auto c = rest.rfind(':');
+    if (c == std::string::npos) return "expected \"inet:IP:PORT\"";
+    host = rest.substr(0, c);
+    port = rest.substr(c + 1);
+  }
+  unsigned char buf[16];
+  if (::inet_pton(AF_INET, host.c_str(), buf) != 1 && ::inet_pton(AF_INET6, host.c_str(), buf) != 1)
+    return "the host must be an IP address, got \"" + host + "\"";
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoul(port) == 0 || std::stoul(port) > 65535)
+    return "the port must be 1 to 65535, got \"" + port + "\"";
+  m.host = host;
+  m.port = static_cast<std::uint16_t>(std::stoul(port));
+  return {};
+}
+}  // namespace
+
+void Loader::milters(const toml::node& n) {
+  const auto* a = n.as_array();
+  if (!a || !a->is_array_of_tables()) {
+    wrong_type(n, "milter", "an array of tables ([[milter]])");
+    return;
+  }
+  for (const toml::node& e : *a) {
+    const auto* t = e.as_table();
+    if (!t) continue;
+    Config::Milter m;
+    bool ok = true;
+    for (auto&& [k, v] : *t) {
+      const std::string key(k.str());
+      const std::string ctx = "[[milter]] " + key;
+      if (key == "address") {
+        auto s = get_string(v, ctx);
+        if (!s) { ok = false; continue; }
+        if (auto why = parse_milter_address(*s, m); !why.empty()) {
+          error(v, ctx, why);
+          ok = false;
+          continue;
+        }
+        m.address = *s;
+      } else if (key == "name") {
+        auto s = get_string(v, ctx);
+        if (!s || s->empty() || s->size() > 64) {
+          if (s) error(v, ctx, "must be 1 to 64 characters");
+          ok = false;
+          continue;
+        }
+        m.name = *s;
+      } else if (key == "on_failure") {
+        if (auto x = get_enum(v, ctx, {"tempfail", "accept"})) m.accept_on_failure = *x == "accept";
+        else ok = false;
+      } else if (key == "timeout") {
+        if (auto d = get_duration(v, ctx, std::chrono::seconds(1), std::chrono::seconds(100))) m.timeout = *d;
+        else ok = false;
+      } else {
+        unknown_key(k, "[[milter]]");
+        ok = false;
+      }
+    }
+    if (ok && m.address.empty()) {
+      error(e, "[[milter]]", "missing required key 'address'");
+      ok = false;
+    }
+    if (m.name.empty()) m.name = m.address;
+    if (ok) c_.milters.push_back(std::move(m));
+  }
+}
+// ---- end [[milter]] --------------------------------------------------------------------------
+
 // ---- [spf] ---------------------------------------------------------------------------------
 // ---- [dmarc] -------------------------------------------------------------------------------
 void Loader::dmarc(const toml::table& t) {
@@ -1514,10 +1607,12 @@ std::optional<Config> Loader::run(std::string_view text) {
       if (const auto* t = get_table(v, "[rate_limit]")) rate_limit(*t);
     } else if (key == "dkim") {  // [dkim]
       if (const auto* t = get_table(v, "[dkim]")) dkim(*t);
+    } else if (key == "milter") {  // [[milter]]
+      milters(v);
     } else if (v.is_table() || v.is_array_of_tables()) {
       error(k.source(), "unknown section [" + key +
                             "] (known: [server], [[listener]], [limits], [local], [relay], "
-                            "[[route]], [dns], [tls], [auth], [[virtual]], [admin], [metrics], [dnsbl], [rate_limit], [dkim], [spf])");
+                            "[[route]], [dns], [tls], [auth], [[virtual]], [admin], [metrics], [dnsbl], [rate_limit], [dkim], [spf], [[milter]])");
     } else {
       error(k.source(), "unknown key '" + key + "' at top level (keys belong in a [section])");
     }

@@ -229,6 +229,18 @@ struct Config {
   std::filesystem::path dmarc_public_suffix_list = "/usr/share/publicsuffix/public_suffix_list.dat";
   // ---- end [dmarc] ----
 
+  // ---- [[milter]] (docs/defence.md "Milters"): Content stages, in the order given ----
+  struct Milter {
+    std::string name;                       // for logs; default: the address
+    std::string address;                    // "inet:IP:PORT", "inet:[IPv6]:PORT" or "unix:/path"
+    std::string host;                       // inet: the IP address; unix: the socket path
+    std::uint16_t port = 0;                 // inet only
+    bool accept_on_failure = false;         // on_failure = "accept" | "tempfail" (default)
+    std::chrono::seconds timeout{30};       // connect and each reply; 1 s to 100 s
+  };
+  std::vector<Milter> milters;
+  // ---- end [[milter]] ----
+
   // [dns]
   std::string dns_upstream;   // "127.0.0.1@5353" forwarder; empty: /etc/resolv.conf
   bool dns_ipv4 = true, dns_ipv6 = true, dns_prefer_ipv6 = false;

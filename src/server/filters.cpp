@@ -19,6 +19,7 @@
 #include "ratelimit/ratelimit.hpp"
 #include "session/policy.hpp"
 #include "server/spf_stage.hpp"  // [spf]
+#include "server/milter_stage.hpp"  // [[milter]]
 #include "server/dmarc_stage.hpp"  // [dmarc]
 
 namespace carrier::server {
@@ -438,6 +439,7 @@ Result<Checks> build_checks(const config::Config& cfg, FilterRuntime& rt) {
     out.names.emplace_back("rate_limit (" + std::to_string(cfg.rate_rules.size()) + " rule(s))");
   }
   // ---- [[milter]] (stages, Content) ---------------------------------------------------------
+  for (const auto& m : cfg.milters) stages.push_back(make_milter_stage(m, cfg, rt));
   if (dkim_sign) stages.push_back(std::move(dkim_sign));  // [dkim]: must stay the last stage
 
   if (!stages.empty()) {
