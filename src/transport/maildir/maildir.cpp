@@ -1,7 +1,8 @@
 // carrier transport: Maildir delivery (https://cr.yp.to/proto/maildir.html). For each local
 // recipient: tmp/<unique> is written (Return-Path: per RFC 5321 4.4, Delivered-To:, then the
 // message with CRLF converted to LF, streamed from the spool in chunks), fsync'd, renamed to
-// new/<unique>,S=<size> without replacing anything, and new/ is fsync'd. On any error the
+// new/<unique>,S=<size> without replacing anything, and new/ is fsync'd (one fsync shared by
+// the deliveries into the same new/ at the same time: DirSync). On any error the
 // temporary file is removed and the recipient is deferred; new/ never holds a partial file.
 // Input: spool content (ours) and the mailbox name, re-validated here; header values are
 // sanitised so an address can never split a header line.
@@ -15,8 +16,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <variant>
 
@@ -95,6 +101,68 @@ std::optional<Failure> fsync_dir(const std::filesystem::path& p) {
   return std::nullopt;
 }
 
+
+// Group commit of one directory (a mailbox's new/): deliveries running at the same time share
+// one fsync of the directory. A caller's rename is done before it calls sync(), so the fsync
+// of any round that starts after that call covers it. One thread (the leader) runs a round
+// for every call made so far; the others wait for the round that covers their call and get
+// its result. Directories are told apart by device and inode; at most kMaxDirs are tracked
+// (idle entries are dropped beyond that).
+class DirSync {
+ public:
+  // 0 or the errno of the fsync that covered this call.
+  int sync(int dir_fd) {
+    std::unique_lock lk(mu_);
+    const std::uint64_t mine = ++requested_;
+    while (done_ < mine) {
+      if (running_) {
+        cv_.wait(lk);
+        continue;
+      }
+      running_ = true;
+      const std::uint64_t upto = requested_;
+      lk.unlock();
+      const int err = ::fsync(dir_fd) == 0 ? 0 : errno;
+      lk.lock();
+      if (err != 0) {
+        failed_.push_back({done_ + 1, upto, err});
+        if (failed_.size() > 64) failed_.pop_front();
+      }
+      done_ = upto;
+      running_ = false;
+      cv_.notify_all();
+    }
+    for (const auto& f : failed_)
+      if (mine >= f.lo && mine <= f.hi) return f.err;
+    return 0;
+  }
+
+  static std::shared_ptr<DirSync> of(int dir_fd) {
+    struct stat st {};
+    if (::fstat(dir_fd, &st) != 0) return std::make_shared<DirSync>();  // unshared
+    static std::mutex mu;
+    static std::map<std::pair<dev_t, ino_t>, std::shared_ptr<DirSync>> dirs;
+    std::lock_guard lk(mu);
+    if (dirs.size() >= kMaxDirs)
+      for (auto it = dirs.begin(); it != dirs.end();)
+        it = it->second.use_count() == 1 ? dirs.erase(it) : std::next(it);
+    auto& d = dirs[{st.st_dev, st.st_ino}];
+    if (!d) d = std::make_shared<DirSync>();
+    return d;
+  }
+
+ private:
+  static constexpr std::size_t kMaxDirs = 4096;
+  struct Failed {
+    std::uint64_t lo, hi;
+    int err;
+  };
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::uint64_t requested_ = 0, done_ = 0;
+  bool running_ = false;
+  std::deque<Failed> failed_;
+};
 
 std::int64_t now_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -240,7 +308,7 @@ struct OneDelivery {
       ::unlinkat(tmp_dir.fd, base.c_str(), 0);
       return Failure{"rename", err, {}};
     }
-    if (barrier ? (errno = (*barrier)()) != 0 : ::fsync(new_dir.fd) != 0) {
+    if (barrier ? (errno = (*barrier)()) != 0 : (errno = DirSync::of(new_dir.fd)->sync(new_dir.fd)) != 0) {
       // Not known to be durable: take it back so the retry cannot produce a duplicate.
       int err = errno;
       ::unlinkat(new_dir.fd, final_name.c_str(), 0);

@@ -399,3 +399,32 @@ TEST(Maildir, FailingBarrierDefersAndLeavesNothing) {
   EXPECT_TRUE(files_in(t.path() / "mail" / "demo" / "new").empty());
   EXPECT_TRUE(files_in(t.path() / "mail" / "demo" / "tmp").empty());
 }
+
+TEST(Maildir, ConcurrentDeliveriesIntoOneMailboxShareTheDirectorySync) {
+  // Four threads deliver into the same new/ at once; the fsync of new/ is shared by the
+  // deliveries that overlap (DirSync). Every one of them must still be complete and reported.
+  TempDir t;
+  std::vector<proto::EnvelopeRecipient> rcpts;
+  for (int i = 0; i < 40; ++i)
+    rcpts.push_back(local("demo", {"demo", "localhost"}, {"u" + std::to_string(i), "localhost"}));
+  Message m(t.path(), "Subject: s\r\n\r\nbody\r\n", rcpts);
+  MaildirTransport tr(t.path(), "mx.example");
+  ASSERT_EQ(deliver(tr, m, {0}).at(0).status, Status::Delivered);  // creates the directories
+  std::vector<std::vector<TResult>> got(4);
+  std::vector<std::thread> threads;
+  for (int k = 0; k < 4; ++k)
+    threads.emplace_back([&, k] {
+      for (std::size_t i = 1 + static_cast<std::size_t>(k); i < 40; i += 4) {
+        auto r = deliver(tr, m, {i});
+        got[static_cast<std::size_t>(k)].insert(got[static_cast<std::size_t>(k)].end(), r.begin(), r.end());
+      }
+    });
+  for (auto& th : threads) th.join();
+  std::size_t delivered = 0;
+  for (const auto& v : got)
+    for (const auto& r : v) delivered += r.status == Status::Delivered ? 1 : 0;
+  EXPECT_EQ(delivered, 39u);
+  auto files = files_in(t.path() / "demo" / "new");
+  ASSERT_EQ(files.size(), 40u);
+  for (const auto& f : files) EXPECT_NE(read_file(f).find("\nbody\n"), std::string::npos) << f;
+}
