@@ -1612,7 +1612,7 @@ std::optional<Config> Loader::run(std::string_view text) {
     } else if (v.is_table() || v.is_array_of_tables()) {
       error(k.source(), "unknown section [" + key +
                             "] (known: [server], [[listener]], [limits], [local], [relay], "
-                            "[[route]], [dns], [tls], [auth], [[virtual]], [admin], [metrics], [dnsbl], [rate_limit], [dkim], [spf], [[milter]])");
+                            "[[route]], [dns], [tls], [auth], [[virtual]], [admin], [metrics], [dnsbl], [rate_limit], [dkim], [spf], [dmarc], [[milter]])");
     } else {
       error(k.source(), "unknown key '" + key + "' at top level (keys belong in a [section])");
     }
