@@ -194,9 +194,10 @@ std::vector<std::pair<std::string, std::string>> split_header(std::string_view h
       while (!v.empty() && is_wsp(v.front())) v.remove_prefix(1);
     std::string value;
     value.reserve(v.size());
-    for (std::size_t i = 0; i < v.size(); ++i) {
-      if (v[i] == '\r' && i + 1 < v.size() && v[i + 1] == '\n') continue;  // CRLF -> LF
-      value += v[i];
+    for (char ch : v) {
+      if (ch == '\n')
+        while (!value.empty() && value.back() == '\r') value.pop_back();  // CRLF -> LF
+      value += ch;
     }
     out.emplace_back(std::move(name), std::move(value));
   }
@@ -499,7 +500,7 @@ void Client::body(std::string_view chunk) {
       // A caller that gives more than kBodyChunk at once gets the rest sent after the reply:
       // keep it simple and refuse instead (the driver reads kBodyChunk at a time).
       if (!chunk.empty()) return fail("body chunk larger than " + std::to_string(kBodyChunk) + " bytes");
-      return;
+      return drain();
     }
   }
 }
@@ -510,12 +511,20 @@ void Client::body_end() {
   send_macros(5, cmd::BodyEob, info_.eom_macros);
   out_ += encode(cmd::BodyEob);
   want_ = Want::Read;
+  drain();
 }
 
 void Client::on_input(std::string_view bytes) {
   if (step_ == Step::Done) return;
   if (!dec_.feed(bytes)) return fail(dec_.error());
-  while (step_ != Step::Done) {
+  drain();
+}
+
+void Client::drain() {
+  // Packets are taken only while a reply is due; what arrives while carrier sends the body
+  // waits in the decoder and is read as the reply to the next step that has one (as Postfix
+  // does), so the outcome never depends on how the bytes were split or timed.
+  while (step_ != Step::Done && want_ == Want::Read) {
     auto p = dec_.next();
     if (!p) {
       if (dec_.failed()) fail(dec_.error());
@@ -568,11 +577,6 @@ void Client::on_optneg(const Packet& p) {
 
 void Client::on_packet(const Packet& p) {
   if (step_ == Step::OptNeg) return on_optneg(p);
-  if (want_ != Want::Read) {
-    // Replies to steps that said they need none, or while carrier is sending the body.
-    if (p.cmd == rep::Progress && p.data.empty()) return;
-    return fail(std::string("milter sent '") + p.cmd + "' when no reply was due");
-  }
   if (step_ == Step::Eob) return on_eob_packet(p);
   const auto empty_or_fail = [&]() {
     if (!p.data.empty()) {

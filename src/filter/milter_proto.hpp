@@ -202,6 +202,7 @@ class Client {
   void finish(Decision d, proto::Reply r);
   void advance();  // sends the next steps until one needs a reply or the body
   void send_macros(int stage, char command, Macros m);
+  void drain();  // handles buffered packets while a reply is due
   void on_packet(const Packet& p);
   void on_optneg(const Packet& p);
   void on_eob_packet(const Packet& p);

@@ -13,7 +13,7 @@ build=$(cd "$1" && pwd) || exit 2
 seconds=$2
 here=$(cd "$(dirname "$0")" && pwd)
 targets="fuzz_command fuzz_address fuzz_data fuzz_xtext fuzz_reply fuzz_dns_rdata fuzz_sasl fuzz_server_session
-  fuzz_headers fuzz_dns_answer fuzz_sendmail_rcpts fuzz_config"
+  fuzz_headers fuzz_dns_answer fuzz_sendmail_rcpts fuzz_config fuzz_milter"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

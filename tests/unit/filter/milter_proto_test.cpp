@@ -157,6 +157,19 @@ TEST(MilterClient, NoReplyFlagsSendEverythingAtOnceAndOmitSteps) {
   EXPECT_EQ(c.out(), encode('B', "a") + encode('B', "b") + encode('E'));
 }
 
+TEST(MilterClient, BytesArrivingDuringTheBodyWaitForTheNextReply) {
+  Client c(info());
+  // OPTNEG reply and, early, the final reply: it is read only after the end of the body.
+  c.on_input(optneg_reply(6, 0, kAllNr) + encode('y', "550 5.7.1 no\0"s));
+  ASSERT_EQ(c.want(), Client::Want::Body);
+  c.body("x");
+  EXPECT_EQ(c.want(), Client::Want::Body);
+  c.body_end();
+  EXPECT_EQ(c.want(), Client::Want::Done);
+  EXPECT_FALSE(c.failed());
+  EXPECT_EQ(c.outcome().decision, Decision::Reject);
+}
+
 TEST(MilterClient, NoBodySkipsToEndOfBody) {
   Client c(info());
   c.out().clear();
