@@ -193,9 +193,14 @@ struct Run : std::enable_shared_from_this<Run> {
     ctx->head.insert(0, authentication_results(ctx->msg.local_hostname, ctx->auth));
   }
 
+  // A refusal or a discard ends the checks. A hold does not: the message will be committed
+  // (held), so the later stages still run on it — a milter may still refuse it, and DKIM
+  // signing must still sign it, or a released message would leave unsigned.
+  static bool ends(Action a) { return a == Action::Reject || a == Action::TempFail || a == Action::Discard; }
+
   void step(std::size_t i) {
     if (finished) return;
-    if (ctx->verdict.action != Action::Accept || i >= stages->size()) {
+    if (ends(ctx->verdict.action) || i >= stages->size()) {
       if (ctx->verdict.action == Action::Accept || ctx->verdict.action == Action::Hold) write_ar();
       finish();
       return;
@@ -205,9 +210,14 @@ struct Run : std::enable_shared_from_this<Run> {
     auto self = shared_from_this();
     asio::post(*pool, [self, i, &st] {
       if (self->finished) return;
-      st.run(*self->ctx, [self, i, name = st.name()] {
+      // The verdict so far (Accept, or a Hold by an earlier stage): a stage that changes it
+      // and does not name itself is named here.
+      const Action before = self->ctx->verdict.action;
+      const std::string before_stage = self->ctx->verdict.stage;
+      st.run(*self->ctx, [self, i, name = st.name(), before, before_stage] {
         auto& v = self->ctx->verdict;
-        if (v.action != Action::Accept && v.stage.empty()) v.stage = name;
+        if (v.action != Action::Accept && (v.stage.empty() || (v.action != before && v.stage == before_stage)))
+          v.stage = name;
         asio::post(*self->pool, [self, i] { self->step(i + 1); });
       });
     });

@@ -4,8 +4,9 @@
 // functions in net::ServerContext; src/server builds the stages from the configuration.
 //
 // A Pipeline runs its stages one after the other on a small thread pool (a stage may block
-// briefly: read the spool file, verify a signature) and stops at the first verdict other than
-// Accept. Stages that wait for the network (DNS, a milter) call `done` later from any thread.
+// briefly: read the spool file, verify a signature) and stops at the first refusal or discard
+// (a hold lets the later stages run: the message is committed, held). Stages that wait for
+// the network (DNS, a milter) call `done` later from any thread.
 // Authentication results of the stages are collected in Context::auth and written as one
 // Authentication-Results: header field (RFC 8601) at the top of the header section, before the
 // stages that come after `Stage::kind() == Kind::Content` run (milters see it).
@@ -91,8 +92,8 @@ class Stage {
   virtual ~Stage() = default;
   virtual const char* name() const = 0;
   virtual Kind kind() const = 0;
-  // Does the check and calls done() exactly once, from any thread. A verdict other than
-  // Accept set in ctx.verdict stops the pipeline. `ctx` stays valid until done() is called.
+  // Does the check and calls done() exactly once, from any thread. A Reject, TempFail or
+  // Discard set in ctx.verdict stops the pipeline; a Hold does not (later stages still run). `ctx` stays valid until done() is called.
   virtual void run(Context& ctx, std::function<void()> done) = 0;
 };
 

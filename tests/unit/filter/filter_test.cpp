@@ -201,6 +201,30 @@ TEST(Pipeline, HoldStillGetsTheAuthResults) {
   EXPECT_EQ(r->head.rfind("Authentication-Results: mx.test;\r\n\tdmarc=pass\r\n", 0), 0u);
 }
 
+TEST(Pipeline, HoldLetsTheLaterStagesRunAndARefusalAfterItWins) {
+  // A held message is committed: the stages after the hold (a milter, DKIM signing) still run.
+  std::vector<std::string> log;
+  std::mutex mu;
+  auto a = std::make_shared<Probe>("milter", Stage::Kind::Content, log, mu);
+  a->set_action = Action::Hold;
+  auto sign = std::make_shared<Probe>("dkim-sign", Stage::Kind::Content, log, mu);
+  Pipeline p({}, {a, sign});
+  auto r = run_sync(p, make_ctx());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(log, (std::vector<std::string>{"milter", "dkim-sign"}));
+  EXPECT_EQ(r->verdict.action, Action::Hold);
+  EXPECT_EQ(r->verdict.stage, "milter");
+  log.clear();
+  auto refuse = std::make_shared<Probe>("milter2", Stage::Kind::Content, log, mu);
+  refuse->set_action = Action::Reject;
+  Pipeline q({}, {a, refuse, sign});
+  r = run_sync(q, make_ctx());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(log, (std::vector<std::string>{"milter", "milter2"}));
+  EXPECT_EQ(r->verdict.action, Action::Reject);
+  EXPECT_EQ(r->verdict.stage, "milter2");
+}
+
 TEST(Pipeline, AStageThatNeverAnswersTimesOutWithATemporaryFailure) {
   std::vector<std::string> log;
   std::mutex mu;
