@@ -1285,7 +1285,7 @@ void Loader::spf(const toml::table& t) {
     if (key == "enabled") {
       if (auto b = get_bool(v, ctx)) c_.spf_enabled = *b;
     } else if (key == "action") {
-      if (auto e = get_enum(v, ctx, {"none", "tag", "reject"})) c_.spf_action = *e;
+      if (auto e = get_enum(v, ctx, {"none", "tag", "quarantine", "reject"})) c_.spf_action = *e;
     } else {
       unknown_key(k, "[spf]");
     }

@@ -216,7 +216,8 @@ struct Config {
 
   // ---- [spf] SPF check of MAIL FROM (HELO for the null sender) before the commit (RFC 7208;
   // docs/defence.md "SPF"). action: "none" (log only) | "tag" (Authentication-Results:) |
-  // "reject" (also 550 5.7.23 on fail, 451 4.7.24 on temperror, RFC 7372)
+  // "quarantine" (also: a fail is held in the queue) | "reject" (also 550 5.7.23 on fail,
+  // 451 4.7.24 on temperror, RFC 7372)
   bool spf_enabled = false;
   std::string spf_action = "tag";
   // ---- end [spf] ----

@@ -122,7 +122,10 @@ class SpfStage final : public filter::Stage {
  public:
   SpfStage(const config::Config& cfg, FilterRuntime& rt)
       : cfg_(std::make_shared<const config::Config>(cfg)), rt_(rt) {
-    action_ = cfg.spf_action == "reject" ? Act::Reject : cfg.spf_action == "none" ? Act::None : Act::Tag;
+    action_ = cfg.spf_action == "reject"       ? Act::Reject
+              : cfg.spf_action == "quarantine" ? Act::Quarantine
+              : cfg.spf_action == "none"       ? Act::None
+                                               : Act::Tag;
   }
   const char* name() const override { return "spf"; }
   Kind kind() const override { return Kind::Auth; }
@@ -159,6 +162,12 @@ class SpfStage final : public filter::Stage {
       spdlog::info("{}: spf={} {}={} client=[{}]{}{}{}", qid, code, prop, r.domain, ctx.msg.client.ip,
                    r.matched.empty() ? "" : " matched=", r.matched,
                    r.reason.empty() ? std::string() : " (" + r.reason + ")");
+      if (action == Act::Quarantine && r.code == spf::Code::Fail) {
+        // Accepted, tagged, and held in the queue until an operator releases it.
+        ctx.verdict.action = filter::Action::Hold;
+        ctx.verdict.reason = "spf=fail " + prop + "=" + r.domain;
+        ctx.verdict.stage = "spf";
+      }
       if (action == Act::Reject) {
         if (r.code == spf::Code::Fail) {
           ctx.verdict.action = filter::Action::Reject;
@@ -181,7 +190,7 @@ class SpfStage final : public filter::Stage {
   }
 
  private:
-  enum class Act { None, Tag, Reject };
+  enum class Act { None, Tag, Quarantine, Reject };
   std::shared_ptr<const config::Config> cfg_;
   FilterRuntime& rt_;
   Act action_ = Act::Tag;

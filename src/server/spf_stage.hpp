@@ -8,7 +8,8 @@
 // (postmaster@HELO, 2.3/2.4). Authenticated clients and [relay] trusted_networks are skipped.
 // The result goes to ctx.auth (method "spf", smtp.mailfrom=<domain> or smtp.helo=<name>) for
 // the Authentication-Results: field unless action = "none", and to the log notes ("spf=pass").
-// action = "reject": fail -> 550 5.7.23, temperror -> 451 4.7.24 (RFC 7372 3.2).
+// action = "reject": fail -> 550 5.7.23, temperror -> 451 4.7.24 (RFC 7372 3.2);
+// action = "quarantine": fail -> accepted and held in the queue.
 #pragma once
 #include <chrono>
 #include <memory>

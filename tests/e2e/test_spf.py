@@ -115,6 +115,27 @@ def test_macro_that_does_not_match_fails(carrier_factory, dns):
     assert code == 550 and text.startswith(b"5.7.23 SPF validation failed"), text
 
 
+def test_quarantine_holds_fail_in_the_queue(carrier_factory, dns):
+    """action "quarantine": a fail is accepted (250), tagged and held until released."""
+    import json
+    import subprocess
+    from conftest import CARRIER_BIN
+    c = spf_carrier(carrier_factory, dns, action="quarantine")
+    code, text = send(c, "bob@fail.test")
+    assert code == 250, text
+    code, text = send(c, "bob@pass.test")
+    assert code == 250, text
+    heads = [header(m) for m in delivered(c, 1)]
+    assert len(heads) == 1 and b"spf=pass smtp.mailfrom=pass.test" in heads[0], heads
+    wait_for(lambda: len(c.queue_files()) == 1, timeout=15)
+    r = subprocess.run([str(CARRIER_BIN), "queue", "--config", str(c.config_path), "--json", "list"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    listed = json.loads(r.stdout)
+    assert listed["total"] == 1 and listed["messages"][0]["state"] == "held", listed
+    assert "spf=fail smtp.mailfrom=fail.test" in c.log()
+
+
 def test_reject_refuses_fail_with_5_7_23(carrier_factory, dns):
     c = spf_carrier(carrier_factory, dns, action="reject")
     code, text = send(c, "bob@fail.test")

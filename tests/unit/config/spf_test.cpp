@@ -11,7 +11,7 @@ TEST(ConfigSpf, OffByDefaultAndEachActionLoads) {
   ASSERT_TRUE(c);
   EXPECT_FALSE(c->spf_enabled);
   EXPECT_EQ(c->spf_action, "tag");
-  for (const char* a : {"none", "tag", "reject"}) {
+  for (const char* a : {"none", "tag", "quarantine", "reject"}) {
     c = load_string(std::string("[spf]\nenabled = true\naction = \"") + a + "\"\n", "t.toml", d);
     ASSERT_TRUE(c) << (d.empty() ? "" : d[0].str());
     EXPECT_TRUE(c->spf_enabled);
@@ -21,7 +21,7 @@ TEST(ConfigSpf, OffByDefaultAndEachActionLoads) {
 
 TEST(ConfigSpf, BadValuesAndUnknownKeysAreErrorsWithTheirLine) {
   std::vector<Diagnostic> d;
-  EXPECT_FALSE(load_string("[spf]\nenabled = true\naction = \"quarantine\"\n", "t.toml", d));
+  EXPECT_FALSE(load_string("[spf]\nenabled = true\naction = \"hold\"\n", "t.toml", d));
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].line, 3);
   d.clear();
