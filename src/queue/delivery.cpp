@@ -189,7 +189,10 @@ Delivery::ActionResult Delivery::act(std::string_view id, Action a) {
     const std::string key = it->first;
     auto unschedule = [&] {
       if (e.state == State::Scheduled) schedule_.erase({e.due, key});
-      if (e.state == State::Queued) run_.erase(std::remove(run_.begin(), run_.end(), key), run_.end());
+      if (e.state == State::Queued) {
+        run_.erase(std::remove(run_.begin(), run_.end(), key), run_.end());
+        parked_.erase(std::remove(parked_.begin(), parked_.end(), key), parked_.end());
+      }
     };
     switch (a) {
       case Action::Retry:
@@ -279,7 +282,8 @@ void Delivery::poll_due() {
 
 bool Delivery::wait_idle(std::chrono::milliseconds timeout) {
   std::unique_lock lk(mu_);
-  return idle_cv_.wait_for(lk, timeout, [&] { return run_.empty() && running_ == 0; });
+  return idle_cv_.wait_for(lk, timeout,
+                           [&] { return run_.empty() && running_ == 0 && parked_.empty(); });
 }
 
 std::optional<std::chrono::system_clock::time_point> Delivery::next_try(std::string_view id) const {
@@ -353,9 +357,9 @@ void Delivery::worker_loop() {
       it->second.state = State::Running;
       ++running_;
       lk.unlock();
-      const bool later = begin(id);
+      const Begin b = begin(id);
       lk.lock();
-      if (later) continue;  // finish() ends this attempt when the relay answers
+      if (b == Begin::Later) continue;  // finish() ends this attempt when the relay answers
     }
     --running_;
     if (run_.empty() && running_ == 0) idle_cv_.notify_all();
@@ -512,8 +516,9 @@ void Delivery::absorb(Attempt& a, transport::Transport& tr, const std::vector<st
   }
 }
 
-bool Delivery::begin(const std::string& id) {
+Delivery::Begin Delivery::begin(const std::string& id) {
   auto a = std::make_shared<Attempt>();
+  bool reserved = false;  // counted in in_flight_ for the relay part, not yet handed over
   a->id = id;
   Outcome& out = a->out;
   {
@@ -553,6 +558,17 @@ bool Delivery::begin(const std::string& id) {
       {
         std::lock_guard lk(mu_);
         relay_tr = relay_;
+        // At most max_relay_in_flight attempts wait on the relay at once (each holds its
+        // loaded message): beyond that this one waits, unloaded, for one to end (parked_).
+        if (!relay.empty() && relay_tr && !a->bounce) {
+          if (in_flight_ >= opts_.max_relay_in_flight) {
+            if (auto it = entries_.find(id); it != entries_.end()) it->second.state = State::Queued;
+            parked_.push_back(id);
+            return Begin::Parked;
+          }
+          ++in_flight_;
+          reserved = true;
+        }
       }
       if (a->bounce) {
         // carrier queue bounce: every open recipient fails now; the notice below tells the
@@ -582,10 +598,7 @@ bool Delivery::begin(const std::string& id) {
       } else if (!relay.empty()) {
         a->relay = std::move(relay);
         a->relay_tr = relay_tr;
-        {
-          std::lock_guard lk(mu_);
-          ++in_flight_;
-        }
+        reserved = false;  // from here the relay's callback (or the lines below) releases it
         bool threw = false;
         try {
           relay_tr->deliver_async(transport::Request{&msg, a->relay},
@@ -595,6 +608,7 @@ bool Delivery::begin(const std::string& id) {
                                     {
                                       std::lock_guard lk(mu_);
                                       --in_flight_;
+                                      unpark_locked();
                                       finish_.push_back(a);
                                     }
                                     work_cv_.notify_all();
@@ -604,9 +618,10 @@ bool Delivery::begin(const std::string& id) {
           a->relay_results.clear();
           threw = true;
         }
-        if (!threw && !a->handed.exchange(true)) return true;  // the callback queues finish()
+        if (!threw && !a->handed.exchange(true)) return Begin::Later;  // the callback queues finish()
         std::lock_guard lk(mu_);
         --in_flight_;
+        unpark_locked();
       }
     }
   } catch (const std::exception& e) {
@@ -615,8 +630,27 @@ bool Delivery::begin(const std::string& id) {
     out.kind = Outcome::Retry;
     out.problem = std::string("delivery attempt failed: ") + e.what();
   }
+  if (reserved) {  // an exception before the relay was asked
+    std::lock_guard lk(mu_);
+    --in_flight_;
+    unpark_locked();
+  }
   finish(std::move(a));
-  return false;
+  return Begin::Finished;
+}
+
+void Delivery::unpark_locked() {
+  // One slot freed: the longest-parked message that is still waiting goes first in line.
+  while (!parked_.empty()) {
+    std::string id = std::move(parked_.front());
+    parked_.pop_front();
+    auto it = entries_.find(id);
+    if (it == entries_.end() || it->second.state != State::Queued) continue;  // removed, held
+    run_.push_front(std::move(id));
+    work_cv_.notify_one();
+    return;
+  }
+  if (run_.empty() && running_ == 0) idle_cv_.notify_all();
 }
 
 void Delivery::finish(std::shared_ptr<Attempt> ap) {

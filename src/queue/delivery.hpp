@@ -68,6 +68,10 @@ struct Options {
   ClassifyFn classify;
   // The trace journal (carrier queue trace); null: none.
   TraceLog* trace = nullptr;
+  // Attempts waiting on the relay at once (each holds its loaded envelope; the relay's own
+  // connection limits apply below this). More wait in line, unloaded, and go first when one
+  // ends. A backlog of 100,000 messages thus never holds 100,000 envelopes in memory.
+  int max_relay_in_flight = 1000;
 };
 
 // What an operator sees of one message in the queue (carrier queue list / show).
@@ -144,8 +148,11 @@ class Delivery {
   struct Attempt;  // one attempt at one message (delivery.cpp)
   void worker_loop();
   void scheduler_loop();
-  // Starts an attempt; true when its relay part is under way (finish() runs when it answers).
-  bool begin(const std::string& id);
+  // Starts an attempt. Later: its relay part is under way (finish() runs when it answers);
+  // Parked: max_relay_in_flight attempts are already with the relay, it waits in parked_.
+  enum class Begin { Finished, Later, Parked };
+  Begin begin(const std::string& id);
+  void unpark_locked();
   void finish(std::shared_ptr<Attempt> a);
   void absorb(Attempt& a, transport::Transport& tr, const std::vector<std::size_t>& which,
               std::vector<transport::Result> results);
@@ -170,6 +177,7 @@ class Delivery {
   int running_ = 0;     // attempts begun and not finished (including those in the relay)
   int in_flight_ = 0;   // attempts whose relay part has not answered yet
   std::deque<std::shared_ptr<Attempt>> finish_;  // attempts whose relay has answered
+  std::deque<std::string> parked_;  // queued, waiting for room with the relay (not loaded)
   bool started_ = false;
   bool stopping_ = false;
   transport::Transport* relay_ = nullptr;

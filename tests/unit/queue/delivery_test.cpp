@@ -4,6 +4,9 @@
 #include "queue/delivery.hpp"
 
 #include <atomic>
+#include <deque>
+#include <functional>
+#include <mutex>
 #include <thread>
 
 #include "fixture.hpp"
@@ -367,4 +370,89 @@ TEST_F(DeliveryTest, CorruptMessageIsSetAsideAndForgotten) {
   EXPECT_TRUE(fs::exists(dir_.path() / "spool" / "corrupt" / id));
   d.submit("not-an-id/../x");  // rejected outright
   EXPECT_EQ(d.stats().pending, 0u);
+}
+
+namespace {
+
+// A relay that answers only when the test says so (like a next hop that stalls), on another
+// thread, as the SMTP transport does.
+class HeldRelay : public transport::Transport {
+ public:
+  const char* name() const override { return "held"; }
+  std::vector<TResult> deliver(const transport::Request&) override { return {}; }
+  void deliver_async(const transport::Request& req, Done done) override {
+    std::lock_guard lk(mu_);
+    pending_.push_back({req.recipients, std::move(done)});
+    ++handed_;
+  }
+  int handed() {
+    std::lock_guard lk(mu_);
+    return handed_;
+  }
+  int waiting() {
+    std::lock_guard lk(mu_);
+    return static_cast<int>(pending_.size());
+  }
+  // Answers the oldest request: every recipient delivered.
+  void answer_one() {
+    std::pair<std::vector<std::size_t>, Done> p;
+    {
+      std::lock_guard lk(mu_);
+      ASSERT_FALSE(pending_.empty());
+      p = std::move(pending_.front());
+      pending_.pop_front();
+    }
+    std::thread([p = std::move(p)]() mutable {
+      std::vector<TResult> out;
+      for (auto i : p.first) out.push_back(TResult{i, Status::Delivered, "250 ok"});
+      p.second(std::move(out));
+    }).join();
+  }
+
+ private:
+  std::mutex mu_;
+  std::deque<std::pair<std::vector<std::size_t>, Done>> pending_;
+  int handed_ = 0;
+};
+
+bool eventually(const std::function<bool()>& f) {
+  for (int i = 0; i < 1000; ++i) {
+    if (f()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return f();
+}
+
+}  // namespace
+
+TEST_F(DeliveryTest, ARelayThatDoesNotAnswerHoldsNoThreadAndAtMostTheInFlightLimit) {
+  FakeTransport local("fake", always(Status::Delivered, "ok"));
+  HeldRelay relay;
+  queue::Options o;
+  o.threads = 2;
+  o.max_relay_in_flight = 3;
+  queue::Delivery d(*spool_, local, o);
+  d.set_relay(&relay);
+  d.start();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 6; ++i) {
+    ids.push_back(put({rcpt("bob", "remote.example", proto::RcptRoute::Relay)}));
+    d.submit(ids.back());
+  }
+  // Three go to the relay, three wait in line; the two threads are free meanwhile.
+  ASSERT_TRUE(eventually([&] { return relay.handed() == 3; }));
+  std::string lid = put({rcpt("demo", "localhost")});
+  d.submit(lid);
+  ASSERT_TRUE(eventually([&] { return !in_spool(lid); }));  // local mail is not held up
+  EXPECT_EQ(relay.handed(), 3);
+  EXPECT_FALSE(d.wait_idle(50ms));
+  // Each answer lets one more in, oldest first, until all are delivered.
+  for (int n = 0; n < 6; ++n) {
+    ASSERT_TRUE(eventually([&] { return relay.waiting() > 0; }));
+    relay.answer_one();
+  }
+  ASSERT_TRUE(d.wait_idle(10s));
+  EXPECT_EQ(relay.handed(), 6);
+  for (const auto& id : ids) EXPECT_FALSE(in_spool(id)) << id;
+  EXPECT_EQ(d.stats().delivered, 7u);
 }
