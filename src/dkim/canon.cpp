@@ -1,5 +1,6 @@
 // carrier DKIM: canonicalization (RFC 6376 3.4) and the streaming body hash.
 #include "dkim/canon.hpp"
+#include "dkim/ossl.hpp"
 
 #include <openssl/evp.h>
 
@@ -172,10 +173,7 @@ std::string canonicalize_body(std::string_view body, Canon c) {
 }
 
 struct BodyHasher::State {
-  struct MdFree {
-    void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-  };
-  std::unique_ptr<EVP_MD_CTX, MdFree> md{EVP_MD_CTX_new()};
+  detail::MdCtxPtr md{EVP_MD_CTX_new()};
   std::uint64_t length = 0;
   BodyCanonicalizer canon;
   explicit State(Canon c)

@@ -1,5 +1,6 @@
 // carrier DKIM keys: PEM loading, generation and the TXT record.
 #include "dkim/key.hpp"
+#include "dkim/ossl.hpp"
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -23,13 +24,7 @@ int no_password(char*, int, int, void* u) {
   return -1;
 }
 
-std::string openssl_reason() {
-  unsigned long e = ERR_peek_last_error();
-  ERR_clear_error();
-  if (e == 0) return "";
-  const char* r = ERR_reason_error_string(e);
-  return r ? r : "";
-}
+std::string openssl_reason() { return detail::openssl_reason(""); }
 
 std::string labels_error(std::string_view s, std::string_view what) {
   if (s.empty()) return std::string(what) + " is empty";

@@ -1,5 +1,6 @@
 // carrier DKIM signer: header selection, the DKIM-Signature field and its signature.
 #include "dkim/signer.hpp"
+#include "dkim/ossl.hpp"
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -76,16 +77,8 @@ class Folder {
   std::size_t col_;
 };
 
-std::string openssl_reason() {
-  unsigned long e = ERR_peek_last_error();
-  ERR_clear_error();
-  const char* r = e ? ERR_reason_error_string(e) : nullptr;
-  return r ? r : "unknown error";
-}
-
-struct CtxFree {
-  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-};
+using detail::openssl_reason;
+using CtxFree = detail::MdCtxFree;
 
 }  // namespace
 

@@ -1,6 +1,7 @@
 // carrier DKIM verifier: tag-lists, DKIM-Signature fields, key records and the signature check.
 // Handles UNTRUSTED bytes (message fields, DNS records) with the limits in verifier.hpp.
 #include "dkim/verifier.hpp"
+#include "dkim/ossl.hpp"
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -83,16 +84,8 @@ bool same_name(std::string_view field_name, std::string_view lower_name) {
   return true;
 }
 
-std::string openssl_reason() {
-  unsigned long e = ERR_peek_last_error();
-  ERR_clear_error();
-  const char* r = e ? ERR_reason_error_string(e) : nullptr;
-  return r ? r : "unknown error";
-}
-
-struct CtxFree {
-  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-};
+using detail::openssl_reason;
+using CtxFree = detail::MdCtxFree;
 
 }  // namespace
 
