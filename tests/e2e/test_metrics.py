@@ -36,9 +36,11 @@ def scrape(port: int) -> dict[str, float]:
 
 
 def metrics_port(c) -> int:
-    m = re.search(r"^carrier: metrics on 127\.0\.0\.1:(\d+)$", c.stdout(), re.M)
-    assert m, c.stdout()
-    return int(m.group(1))
+    # The line comes once the metrics listener is up, which may be just after "ready" (a CI
+    # run read stdout in between): wait for it.
+    pat = re.compile(r"^carrier: metrics on 127\.0\.0\.1:(\d+)$", re.M)
+    wait_for(lambda: pat.search(c.stdout()) is not None, 10, what="the metrics listener line")
+    return int(pat.search(c.stdout()).group(1))
 
 
 def test_metrics_move_as_mail_flows_and_healthz(carrier_factory):
