@@ -41,7 +41,7 @@ test: build
 .PHONY: test-faults
 FAULT_ROUNDS ?= 20
 test-faults: build
-	FAULT_ROUNDS=$(FAULT_ROUNDS) CARRIER_BIN=$${CARRIER_BIN:-$(BUILD)/carrier} $(PYTHON) -m pytest -q -s -p no:cacheprovider tests/faults
+	FAULT_ROUNDS=$(FAULT_ROUNDS) CARRIER_BIN=$${CARRIER_BIN:-$(abspath $(BUILD))/carrier} $(PYTHON) -m pytest -q -s -p no:cacheprovider tests/faults
 
 # libFuzzer targets (clang); FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 60
