@@ -1,6 +1,8 @@
 // carrier dmarc: see dmarc.hpp.
 #include "dmarc/dmarc.hpp"
 
+#include "base/ascii.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -26,12 +28,6 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-bool ieq(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (lower(a[i]) != lower(b[i])) return false;
-  return true;
-}
 
 // Lower case, without a trailing dot; empty when not a plausible domain name.
 std::string clean_domain(std::string_view d) {
@@ -41,9 +37,9 @@ std::string clean_domain(std::string_view d) {
 }
 
 std::optional<Policy> parse_policy(std::string_view v) {
-  if (ieq(v, "none")) return Policy::None;
-  if (ieq(v, "quarantine")) return Policy::Quarantine;
-  if (ieq(v, "reject")) return Policy::Reject;
+  if (ascii_iequals(v, "none")) return Policy::None;
+  if (ascii_iequals(v, "quarantine")) return Policy::Quarantine;
+  if (ascii_iequals(v, "reject")) return Policy::Reject;
   return std::nullopt;
 }
 
@@ -173,8 +169,8 @@ std::optional<Record> parse_record(std::string_view txt, std::string* why) {
       if (auto p = parse_policy(value)) r.sp = *p;  // invalid sp=: ignored (falls back to p)
     } else if (name == "adkim" || name == "aspf") {
       bool strict;
-      if (ieq(value, "s")) strict = true;
-      else if (ieq(value, "r")) strict = false;
+      if (ascii_iequals(value, "s")) strict = true;
+      else if (ascii_iequals(value, "r")) strict = false;
       else return fail(std::string(name) + "= must be r or s");
       (name == "adkim" ? r.adkim_strict : r.aspf_strict) = strict;
     } else if (name == "pct") {

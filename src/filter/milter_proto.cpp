@@ -1,6 +1,8 @@
 // carrier filter: the milter protocol client (see milter_proto.hpp).
 #include "filter/milter_proto.hpp"
 
+#include "base/ascii.hpp"
+
 #include <algorithm>
 
 namespace carrier::filter::milter {
@@ -42,16 +44,6 @@ bool valid_name(std::string_view n) {
   return true;
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
 
 bool is_wsp(char c) { return c == ' ' || c == '\t'; }
 
@@ -221,7 +213,7 @@ void apply_header_edits(std::string& head, const std::vector<HeaderEdit>& edits,
         std::uint32_t want = std::max<std::uint32_t>(e.index, 1);
         bool done = false;
         for (std::size_t i = 0; i < f.fields.size(); ++i) {
-          if (!iequals(field_name(f.fields[i]), e.name)) continue;
+          if (!ascii_iequals(field_name(f.fields[i]), e.name)) continue;
           if (--want > 0) continue;
           if (e.value.empty()) f.fields.erase(f.fields.begin() + static_cast<std::ptrdiff_t>(i));
           else f.fields[i] = render_field(e.name, e.value, leadspc);

@@ -5,6 +5,8 @@
 
 #include <random>
 
+#include "base/ascii.hpp"
+
 #include "dkim/canon.hpp"
 #include "dmarc/dmarc.hpp"
 #include "dns/resolver.hpp"
@@ -15,16 +17,7 @@ namespace carrier::server {
 
 namespace {
 
-bool is_from(std::string_view name) {
-  static constexpr std::string_view kFrom = "from";
-  if (name.size() != kFrom.size()) return false;
-  for (std::size_t i = 0; i < name.size(); ++i) {
-    char c = name[i];
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    if (c != kFrom[i]) return false;
-  }
-  return true;
-}
+bool is_from(std::string_view name) { return ascii_iequals(name, "from"); }
 
 int pct_sample() {
   thread_local std::mt19937 rng{std::random_device{}()};
