@@ -605,13 +605,19 @@ Delivery::Begin Delivery::begin(const std::string& id) {
                                   [this, a](std::vector<transport::Result> results) {
                                     a->relay_results = std::move(results);
                                     if (!a->handed.exchange(true)) return;  // begin() finishes
+                                    bool all;
                                     {
                                       std::lock_guard lk(mu_);
                                       --in_flight_;
                                       unpark_locked();
                                       finish_.push_back(a);
+                                      // Stopping: every worker waits for in_flight_ == 0.
+                                      all = stopping_;
                                     }
-                                    work_cv_.notify_all();
+                                    // One finish() needs one worker: waking all of them
+                                    // per relayed message made each fight for mu_.
+                                    if (all) work_cv_.notify_all();
+                                    else work_cv_.notify_one();
                                   });
         } catch (const std::exception& e) {
           spdlog::error("{}: transport {} threw: {}", id, relay_tr->name(), e.what());
