@@ -2,16 +2,18 @@
 # profile.sh: where carrier's time goes on the relay path (benchmark helper, not a test; root;
 # loopback only; stops only what it started).
 #
-#   bench/profile.sh [-n MSGS] [-c SESSIONS] [-k PER_CONN] [-s "perf strace malloc"] [-o DIR]
+#   bench/profile.sh [-n MSGS] [-c SESSIONS] [-k PER_CONN] [-s "perf strace malloc ctx"] [-o DIR]
 #
 # carrier ($CARRIER_BIN, default build/carrier) relays to smtp-sink with the same config as
 # bench/suite.py's; bench/tls_load ($LOAD_BIN) sends MSGS messages of 4 KiB over SESSIONS
-# sessions, PER_CONN per connection. Three runs, each with a fresh carrier and spool:
+# sessions, PER_CONN per connection. One run per step, each with a fresh carrier and spool:
 #   1. perf record -g (call graphs) on carrier for the whole load   -> DIR/perf.txt
 #   2. strace -c -f on carrier for the whole load                    -> DIR/strace.txt
 #      (per message: divide the calls by MSGS; strace slows carrier down, the counts stay)
 #   3. bench/malloc_count.c (LD_PRELOAD) with MSGS messages and with none: the difference
 #      over MSGS is the heap allocations per message                  -> DIR/malloc.txt
+#   4. (only when asked: -s ctx) context switches per message, by thread name, from
+#      /proc/PID/task/*/status before and after the load               -> DIR/ctx.txt
 set -eu   # no pipefail: perf report | head is meant to be cut short
 export LC_ALL=C
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -105,6 +107,26 @@ kill -INT "$ST"; wait "$ST" || true
 stop
 awk -v n="$N" 'NR <= 2 { print; next } /^-/ { print; next }
   { printf "%s   per msg: %.2f\n", $0, ($4 ~ /^[0-9]+$/ ? $4 : $5) / n }' "$OUT/strace.raw" >> "$OUT/strace.txt"
+fi
+
+if want ctx; then
+echo "== context switches per message, by thread name: $N msgs" | tee "$OUT/ctx.txt"
+start
+sleep 0.5
+ctx_snapshot() {  # name voluntary nonvoluntary, summed per thread name
+  for t in /proc/"$CPID"/task/*; do
+    printf '%s %s %s\n' "$(tr ' ' _ < "$t/comm")" \
+      "$(awk '/^voluntary_ctxt_switches/ {print $2}' "$t/status")" \
+      "$(awk '/^nonvoluntary_ctxt_switches/ {print $2}' "$t/status")"
+  done | awk '{v[$1] += $2; n[$1] += $3} END {for (k in v) print k, v[k], n[k]}' | sort
+}
+ctx_snapshot > "$W/ctx0"
+load "$N" >> "$OUT/ctx.txt"
+ctx_snapshot > "$W/ctx1"
+stop
+join "$W/ctx0" "$W/ctx1" | awk -v n="$N" '{ v = ($4 - $2) / n; w = ($5 - $3) / n; tv += v; tw += w
+  printf "%-16s voluntary %6.2f  involuntary %6.2f  per msg\n", $1, v, w }
+  END { printf "%-16s voluntary %6.2f  involuntary %6.2f  per msg\n", "all", tv, tw }' | tee -a "$OUT/ctx.txt"
 fi
 
 if want malloc; then

@@ -9,6 +9,7 @@
 // No untrusted input beyond what the spool already vetted (detail texts that hold a remote
 // reply go to the DSN builder, which sanitises them).
 #include "queue/delivery.hpp"
+#include "base/thread_name.hpp"
 
 #include "metrics/domains.hpp"
 
@@ -116,8 +117,14 @@ void Delivery::start() {
     if (fresh) enqueue_locked(it->first, it->second);
   }
   if (!ids.empty()) spdlog::info("queue: {} message(s) in the spool at start", ids.size());
-  for (int i = 0; i < opts_.threads; ++i) workers_.emplace_back([this] { worker_loop(); });
-  scheduler_ = std::thread([this] { scheduler_loop(); });
+  for (int i = 0; i < opts_.threads; ++i) workers_.emplace_back([this] {
+      set_thread_name("delivery");
+      worker_loop();
+    });
+  scheduler_ = std::thread([this] {
+    set_thread_name("queue-sched");
+    scheduler_loop();
+  });
 }
 
 void Delivery::submit(std::string id) {
@@ -125,10 +132,16 @@ void Delivery::submit(std::string id) {
     spdlog::warn("queue: ignoring invalid queue id \"{}\"", id);
     return;
   }
-  std::lock_guard lk(mu_);
-  if (stopping_) return;  // stays in the spool; found again at the next start
-  auto [it, fresh] = entries_.try_emplace(std::move(id));
-  if (fresh) enqueue_locked(it->first, it->second);
+  {
+    std::lock_guard lk(mu_);
+    if (stopping_) return;  // stays in the spool; found again at the next start
+    auto [it, fresh] = entries_.try_emplace(std::move(id));
+    if (!fresh) return;
+    it->second.state = State::Queued;
+    run_.push_back(it->first);
+  }
+  // Woken after the unlock: a worker woken under the lock would first block on it.
+  work_cv_.notify_one();
 }
 
 void Delivery::stop() {

@@ -1,6 +1,7 @@
 // carrier server: the defence checks built from the configuration (see filters.hpp), and the
 // disk-space reserve at MAIL (RFC 1870 6.1: 452 4.3.1 when the message would not fit).
 #include "server/filters.hpp"
+#include "base/thread_name.hpp"
 
 #include <sys/statvfs.h>
 
@@ -43,7 +44,10 @@ Result<std::unique_ptr<FilterRuntime>> FilterRuntime::start(const config::Config
   rt->impl_->resolver = std::make_unique<dns::Resolver>(rt->impl_->io, o);
   if (auto r = rt->impl_->resolver->init(); !r) return Error{"checks resolver: " + r.error().message, 0};
   auto* im = rt->impl_.get();
-  im->thread = std::thread([im] { im->io.run(); });
+  im->thread = std::thread([im] {
+    set_thread_name("checks");
+    im->io.run();
+  });
   return rt;
 }
 

@@ -6,6 +6,7 @@
 // untrusted (strict header and JSON checks, size limits); a file that does not parse is moved
 // to corrupt/, never deleted.
 #include "base/fs.hpp"
+#include "base/thread_name.hpp"
 #include "spool/spool.hpp"
 
 #include <fcntl.h>
@@ -951,9 +952,15 @@ Result<std::unique_ptr<Spool>> Spool::open(const Options& opts) {
 
   int n = std::clamp(opts.sync_threads, 1, 1024);
   im.workers.reserve(static_cast<std::size_t>(n));
-  for (int i = 0; i < n; ++i) im.workers.emplace_back([&im] { im.worker_loop(); });
+  for (int i = 0; i < n; ++i) im.workers.emplace_back([&im] {
+      set_thread_name("spool-sync");
+      im.worker_loop();
+    });
   if (opts.sync_mode == SyncMode::Filesystem)
-    im.dir_thread = std::thread([&im] { im.round_loop(); });
+    im.dir_thread = std::thread([&im] {
+      set_thread_name("spool-syncfs");
+      im.round_loop();
+    });
   struct stat st {};
   if (::fstat(im.dir_fd, &st) == 0) im.dev = st.st_dev;
   return sp;

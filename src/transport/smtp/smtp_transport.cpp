@@ -1,6 +1,7 @@
 // carrier transport/smtp: the relay transport's I/O. See smtp_transport.hpp.
 #include "proto/address.hpp"
 #include "transport/smtp/smtp_transport.hpp"
+#include "base/thread_name.hpp"
 #include "metrics/metrics.hpp"
 
 // g++ 12 reports -Wmismatched-new-delete inside asio's awaitable frame allocator (its own
@@ -597,7 +598,10 @@ SmtpTransport::~SmtpTransport() { stop(); }
 carrier::Result<void> SmtpTransport::start() {
   if (auto r = impl_->resolver.init(); !r) return r;
   impl_->work.emplace(impl_->io.get_executor());
-  impl_->thread = std::thread([im = impl_.get()] { im->io.run(); });
+  impl_->thread = std::thread([im = impl_.get()] {
+    set_thread_name("smtp-out");
+    im->io.run();
+  });
   return {};
 }
 
