@@ -578,6 +578,11 @@ asio::awaitable<void> Connection::commit() {
   auto ex = sock_.get_executor();
   auto* sp = srv_->ctx.spool;
   spool::Writer* w = &*writer_;
+  // What the queue would read back from the spool (a held message is read back: its state
+  // file says it is held).
+  std::unique_ptr<spool::Stored> loaded;
+  if (!hold && srv_->ctx.on_queued)
+    loaded = std::make_unique<spool::Stored>(w->stored(session_.envelope()));
   // The spool completes on its own thread; hop back to this connection's executor. (The
   // initiation captures only pointers: g++ 12 mishandles move-only captures in co_await.)
   Result<std::string> r = co_await asio::async_initiate<decltype(asio::use_awaitable),
@@ -617,7 +622,7 @@ asio::awaitable<void> Connection::commit() {
     ++srv_->stats.messages_accepted;
     net_metrics().to_250.observe(std::chrono::duration<double>(Clock::now() - message_started_).count());
     log_events();
-    if (srv_->ctx.on_queued) srv_->ctx.on_queued(r.value(), info);
+    if (srv_->ctx.on_queued) srv_->ctx.on_queued(r.value(), info, std::move(loaded));
   } else {
     spdlog::error("conn={} spool commit: {}", id_, r.error().message);
     session_.on_commit_failed(r.error().no_space());

@@ -74,7 +74,11 @@ struct ServerContext {
   std::shared_ptr<filter::Pipeline> checks;
   // Called on the I/O thread after a message was committed and acknowledged.
   // info: "received from HELO [IP] with PROTO from=<...> nrcpt=N size=N tls=(...) auth=USER".
-  std::function<void(const std::string& queue_id, const std::string& info)> on_queued;
+  // loaded: the message as the spool would load it (null when it was held), so that the
+  // queue need not read back what was just written.
+  std::function<void(const std::string& queue_id, const std::string& info,
+                     std::unique_ptr<spool::Stored> loaded)>
+      on_queued;
 };
 
 struct Stats {

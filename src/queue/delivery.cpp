@@ -127,7 +127,7 @@ void Delivery::start() {
   });
 }
 
-void Delivery::submit(std::string id) {
+void Delivery::submit(std::string id, std::unique_ptr<spool::Stored> loaded) {
   if (!is_valid_queue_id(id)) {
     spdlog::warn("queue: ignoring invalid queue id \"{}\"", id);
     return;
@@ -138,6 +138,10 @@ void Delivery::submit(std::string id) {
     auto [it, fresh] = entries_.try_emplace(std::move(id));
     if (!fresh) return;
     it->second.state = State::Queued;
+    if (loaded && loaded->id == it->first && preloaded_ < kMaxPreloaded) {
+      it->second.preload = std::move(loaded);
+      ++preloaded_;
+    }
     run_.push_back(it->first);
   }
   // Woken after the unlock: a worker woken under the lock would first block on it.
@@ -200,6 +204,11 @@ Delivery::ActionResult Delivery::act(std::string_view id, Action a) {
     if (it == entries_.end()) return ActionResult::NotFound;
     Entry& e = it->second;
     const std::string key = it->first;
+    // The operator may change the state file (held, released): read it from the spool.
+    if (e.preload) {
+      e.preload.reset();
+      --preloaded_;
+    }
     auto unschedule = [&] {
       if (e.state == State::Scheduled) schedule_.erase({e.due, key});
       if (e.state == State::Queued) {
@@ -534,16 +543,23 @@ Delivery::Begin Delivery::begin(const std::string& id) {
   bool reserved = false;  // counted in in_flight_ for the relay part, not yet handed over
   a->id = id;
   Outcome& out = a->out;
+  std::unique_ptr<spool::Stored> preload;
   {
     std::lock_guard lk(mu_);
     if (auto it = entries_.find(id); it != entries_.end()) {
       a->delay_noticed = it->second.delay_noticed;
       a->bounce = it->second.bounce;
       it->second.bounce = false;
+      if (it->second.preload) {
+        preload = std::move(it->second.preload);
+        --preloaded_;
+      }
     }
   }
   try {
-    auto loaded = spool_.load(id);
+    // Just committed by the receiver: no need to read it back.
+    Result<spool::Stored> loaded =
+        preload ? Result<spool::Stored>(std::move(*preload)) : spool_.load(id);
     if (!loaded) {
       const Error& e = loaded.error();
       // Gone (removed by an operator), corrupt (moved to corrupt/ by the spool) or not an id:

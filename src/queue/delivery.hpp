@@ -95,7 +95,11 @@ class Delivery {
   void start();
   // A newly committed message. Ignored when the id is already known (queued, in progress,
   // scheduled or waiting) or after stop() (it stays in the spool for the next start).
-  void submit(std::string id);
+  // `loaded`: the message as the spool would load it (what the receiver just committed); its
+  // first attempt then skips reading the file back. Kept for at most kMaxPreloaded queued
+  // messages at a time (beyond that they are read from the spool like any other).
+  void submit(std::string id, std::unique_ptr<spool::Stored> loaded = nullptr);
+  static constexpr std::size_t kMaxPreloaded = 1024;
   // Finishes the deliveries in progress, then stops. Undelivered messages stay in the spool.
   void stop();
 
@@ -140,6 +144,7 @@ class Delivery {
     bool bounce = false;                           // operator: return to sender on next run
     bool hold = false;                             // operator: hold when this run ends
     std::string last_error;                        // last deferral reason (for queue show)
+    std::unique_ptr<spool::Stored> preload;        // first attempt: the message as committed
   };
   using TimePoint = std::chrono::system_clock::time_point;
   struct Notice;  // one notice to one message's sender (delivery.cpp)
@@ -176,6 +181,7 @@ class Delivery {
   std::set<std::pair<TimePoint, std::string>> schedule_;
   int running_ = 0;     // attempts begun and not finished (including those in the relay)
   int in_flight_ = 0;   // attempts whose relay part has not answered yet
+  std::size_t preloaded_ = 0;  // entries holding a preload (at most kMaxPreloaded)
   std::deque<std::shared_ptr<Attempt>> finish_;  // attempts whose relay has answered
   std::deque<std::string> parked_;  // queued, waiting for room with the relay (not loaded)
   bool started_ = false;

@@ -447,9 +447,10 @@ int serve(const config::Config& cfg) {
   ctx.recipients = &policy;
   ctx.spool = &spool;
   ctx.limits = server_limits(cfg);
-  ctx.on_queued = [&delivery, &trace](const std::string& id, const std::string& info) {
+  ctx.on_queued = [&delivery, &trace](const std::string& id, const std::string& info,
+                                      std::unique_ptr<spool::Stored> loaded) {
     trace.append(id, info);
-    delivery.submit(id);
+    delivery.submit(id, std::move(loaded));
   };
   ctx.tls = &tls_store;
   // Password checks (crypt(3), slow on purpose) run off the I/O thread.

@@ -971,6 +971,17 @@ Spool::~Spool() = default;
 const std::filesystem::path& Spool::dir() const { return impl_->dir; }
 QueueIdGenerator& Spool::ids() { return impl_->ids; }
 
+Stored Writer::stored(const proto::Envelope& env) const {
+  Stored s;
+  s.id = id_;
+  s.envelope = env;
+  if (spool_) s.path = spool_->dir() / "queue" / id_;
+  s.content_offset = content_offset();
+  s.content_size = content_size_;
+  s.done.assign(env.recipients.size(), false);
+  return s;
+}
+
 Result<Writer> Spool::begin(const proto::Envelope& env) {
   std::string header;
   try {

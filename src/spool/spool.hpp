@@ -37,6 +37,7 @@
 namespace carrier::spool {
 
 class Spool;
+struct Stored;
 
 // Streams one message into tmp/. Not thread-safe; one per transaction. Destroying a Writer that
 // was not committed removes its file (abort).
@@ -56,6 +57,9 @@ class Writer {
   Result<void> flush();
   std::filesystem::path path() const;
   std::uint64_t content_offset() const { return file_bytes_ - content_size_; }
+  // The message as load() will return it once committed, for `env`, the envelope given to
+  // begin() (no recipient done, no events).
+  Stored stored(const proto::Envelope& env) const;
   // Replaces the first `old_len` bytes of the content (the header section as received) with
   // `new_head` (header fields added or changed by the checks): a new tmp file with the rest
   // copied inside the kernel (copy_file_range), renamed over the old one.

@@ -234,6 +234,45 @@ TEST(Spool, RoundTripOfEveryEnvelopeField) {
   EXPECT_EQ(s2->content_size, 0u);
 }
 
+// Writer::stored() is what the queue gets instead of reading back a message just committed:
+// it must be exactly what load() returns, for a new file, a recycled one (longer than the new
+// message until the commit truncates it) and after a header rewrite by the checks.
+TEST(Spool, WriterStoredIsWhatLoadReturns) {
+  TempDir t;
+  auto sp = open_spool(t.path());
+  ASSERT_TRUE(sp);
+  auto check = [&](const proto::Envelope& env, const std::string& body, bool rewrite) {
+    auto w = sp->begin(env);
+    ASSERT_TRUE(w.ok()) << w.error().message;
+    ASSERT_TRUE(w->write(body).ok());
+    std::string expect = body;
+    if (rewrite) {
+      ASSERT_TRUE(w->flush().ok());
+      const std::string head = "X-Added: yes\r\nSubject: t\r\n";
+      ASSERT_TRUE(w->rewrite_head(13, head).ok());  // replaces "Subject: tt\r\n"
+      expect = head + body.substr(13);
+    }
+    const Stored pre = w->stored(env);
+    auto c = commit_sync(*sp, std::move(w.value()));
+    ASSERT_TRUE(c.ok()) << c.error().message;
+    auto s = sp->load(c.value());
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    EXPECT_EQ(pre.id, s->id);
+    EXPECT_EQ(pre.path, s->path);
+    expect_same(pre.envelope, s->envelope);
+    EXPECT_EQ(pre.content_offset, s->content_offset);
+    EXPECT_EQ(pre.content_size, s->content_size);
+    EXPECT_EQ(pre.done, s->done);
+    EXPECT_EQ(pre.events, s->events);
+    EXPECT_EQ(content_of(pre), expect);
+    ASSERT_TRUE(sp->remove(c.value()).ok());  // its file is recycled by the next begin()
+  };
+  const std::string big = "Subject: t\r\n\r\n" + std::string(20000, 'x') + "\r\n";
+  check(full_envelope(), big, false);                              // new file
+  check(simple_envelope(), "Subject: t\r\n\r\nshort\r\n", false);  // recycled, was longer
+  check(full_envelope(), "Subject: tt\r\n\r\nbody\r\n", true);     // header rewritten
+}
+
 TEST(Spool, FileFormatIsHeaderLineJsonLineThenContent) {
   TempDir t;
   auto sp = open_spool(t.path());
