@@ -244,6 +244,39 @@ def test_many_messages_to_a_stalled_peer_hold_no_delivery_thread(carrier_factory
         peer.stop()
 
 
+def test_busy_next_hop_keeps_messages_in_line(carrier_factory):
+    """A next hop that is slow but answers (0.6 s per message), with max_per_destination = 1
+    and connect_timeout = 1 s: six messages queue for its one connection, and most of them wait
+    longer than connect_timeout for it. None is deferred: the next hop keeps answering, so they
+    keep their place in line and are delivered in one go (before, every message that waited
+    more than connect_timeout for a slot was deferred with 4.4.5 and retried an hour later)."""
+    peer = SmtpPeer("127.0.0.5")
+
+    def slow(n, txn):
+        time.sleep(0.6)
+        return "250 2.0.0 queued"
+
+    peer.data_reply = slow
+    peer.start()
+    try:
+        routes = [{"domain": "busy.test", "next_hop": f"[127.0.0.5]:{peer.port}", "tls": "none"}]
+        c = carrier_factory(
+            server={"retry_initial": "1h", "retry_max": "1h"},
+            relay={"trusted_networks": ["127.0.0.0/8"], "connect_timeout": "1s",
+                   "max_per_destination": 1},
+            route=routes)
+        for i in range(6):
+            send(c, f"u{i}@busy.test", f"busy {i}")
+        got = peer.wait_delivered(6, timeout=30)
+        assert sorted(t.rcpts[0][0] for t in got) == [f"u{i}@busy.test" for i in range(6)]
+        wait_for(lambda: c.queue_files() == [], 10, what="the queue to empty")
+        assert "status=deferred" not in c.log(), c.log()[-2000:]
+        assert "too many connections" not in c.log()
+        assert peer.errors == []
+    finally:
+        peer.stop()
+
+
 # --- 1,000 slow clients -------------------------------------------------------------------------
 
 SLOW = 1000

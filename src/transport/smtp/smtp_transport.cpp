@@ -130,14 +130,20 @@ struct SmtpTransport::Impl : std::enable_shared_from_this<Impl> {
   bool closed = false;  // stop() has ended the pending requests: new ones end at once
 
   // Connection slots: a job that finds its next hop (or all connections) busy waits here, in
-  // FIFO order per next hop, until a slot is handed to it or connect_timeout passes (I/O
-  // thread only).
+  // FIFO order per next hop, until a slot is handed to it (I/O thread only). It gives up (the
+  // message is deferred) only when the next hop stops answering: no attempt on it ended with
+  // an answer for connect_timeout. A next hop that is busy, not stuck (large messages, a slow
+  // but working server), keeps every message in line however long the line is: carrier's own
+  // concurrency limit is never a reason to defer.
   struct SlotWaiter {
     explicit SlotWaiter(asio::io_context& io) : timer(io) {}
     asio::steady_timer timer;
     bool granted = false;
   };
   std::map<std::string, std::deque<SlotWaiter*>> slot_waiters;
+  // When an attempt on a next hop last ended with its answer (kept while it has connections
+  // or waiters).
+  std::map<std::string, std::chrono::steady_clock::time_point> answered;
   bool slot_fits(const std::string& key) const {
     auto it = per_dest.find(key);
     return total < opts.max_connections &&
@@ -197,10 +203,16 @@ asio::awaitable<bool> SmtpTransport::Impl::acquire(const std::string& key) {
   }
   if (stopping) co_return false;
   SlotWaiter w(io);
-  w.timer.expires_after(opts.connect_timeout);
   slot_waiters[key].push_back(&w);
-  co_await w.timer.async_wait(use_tuple);
-  if (w.granted) co_return true;  // grant_slots() counted the slot for this job
+  for (;;) {
+    w.timer.expires_after(opts.connect_timeout);
+    co_await w.timer.async_wait(use_tuple);
+    if (w.granted) co_return true;  // grant_slots() counted the slot for this job
+    if (stopping) break;
+    auto a = answered.find(key);
+    if (a == answered.end() || std::chrono::steady_clock::now() - a->second >= opts.connect_timeout)
+      break;  // nothing answered for connect_timeout: stuck, not busy
+  }
   if (auto it = slot_waiters.find(key); it != slot_waiters.end()) {
     auto& q = it->second;
     q.erase(std::remove(q.begin(), q.end(), &w), q.end());
@@ -211,7 +223,10 @@ asio::awaitable<bool> SmtpTransport::Impl::acquire(const std::string& key) {
 
 void SmtpTransport::Impl::release(const std::string& key) {
   --total;
-  if (--per_dest[key] <= 0) per_dest.erase(key);
+  if (--per_dest[key] <= 0) {
+    per_dest.erase(key);
+    if (slot_waiters.find(key) == slot_waiters.end()) answered.erase(key);
+  }
   grant_slots();
 }
 
@@ -576,6 +591,7 @@ asio::awaitable<void> SmtpTransport::Impl::run_job(Job* jp, std::function<void()
       } catch (const std::exception& e) {
         why = std::string("connection to ") + t.host + " failed: " + e.what();
       }
+      if (ok) answered[key] = std::chrono::steady_clock::now();
       release(key);
       if (ok) {
         taken = true;
