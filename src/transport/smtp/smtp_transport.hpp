@@ -10,7 +10,8 @@
 // outcome; deliver_async() (what the queue uses) returns at once and reports on the I/O
 // thread, so a next hop that stalls holds no delivery thread. Limits: max_connections in
 // total, max_per_destination per next hop (a delivery waits, first come first served, for a
-// free slot, bounded by connect_timeout; a freed slot is handed over at once).
+// free slot as long as attempts on that next hop keep ending with an answer, else up to
+// connect_timeout; a freed slot is handed over at once).
 #pragma once
 #include <chrono>
 #include <cstdint>
