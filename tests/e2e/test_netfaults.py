@@ -245,15 +245,15 @@ def test_many_messages_to_a_stalled_peer_hold_no_delivery_thread(carrier_factory
 
 
 def test_busy_next_hop_keeps_messages_in_line(carrier_factory):
-    """A next hop that is slow but answers (0.6 s per message), with max_per_destination = 1
-    and connect_timeout = 1 s: six messages queue for its one connection, and most of them wait
-    longer than connect_timeout for it. None is deferred: the next hop keeps answering, so they
+    """A next hop that is slow but answers (0.4 s per message), with max_per_destination = 1
+    and connect_timeout = 1 s: six messages queue for its one connection, and the last three
+    wait longer than connect_timeout for it. None is deferred: the next hop keeps answering, so they
     keep their place in line and are delivered in one go (before, every message that waited
     more than connect_timeout for a slot was deferred with 4.4.5 and retried an hour later)."""
     peer = SmtpPeer("127.0.0.5")
 
     def slow(n, txn):
-        time.sleep(0.6)
+        time.sleep(0.4)
         return "250 2.0.0 queued"
 
     peer.data_reply = slow
