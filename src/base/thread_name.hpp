@@ -1,6 +1,6 @@
 #pragma once
 // Names the calling thread (at most 15 characters are kept), so that `top -H`, `ps -L` and
-// perf show which of carrier's threads is busy: smtp-in, spool-sync, delivery, smtp-out...
+// perf show which of carrier's threads is busy: spool-sync, delivery, smtp-out, checks...
 #include <pthread.h>
 
 namespace carrier {

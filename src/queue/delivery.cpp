@@ -132,20 +132,15 @@ void Delivery::submit(std::string id, std::unique_ptr<spool::Stored> loaded) {
     spdlog::warn("queue: ignoring invalid queue id \"{}\"", id);
     return;
   }
-  {
-    std::lock_guard lk(mu_);
-    if (stopping_) return;  // stays in the spool; found again at the next start
-    auto [it, fresh] = entries_.try_emplace(std::move(id));
-    if (!fresh) return;
-    it->second.state = State::Queued;
-    if (loaded && loaded->id == it->first && preloaded_ < kMaxPreloaded) {
-      it->second.preload = std::move(loaded);
-      ++preloaded_;
-    }
-    run_.push_back(it->first);
+  std::lock_guard lk(mu_);
+  if (stopping_) return;  // stays in the spool; found again at the next start
+  auto [it, fresh] = entries_.try_emplace(std::move(id));
+  if (!fresh) return;
+  if (loaded && loaded->id == it->first && preloaded_ < kMaxPreloaded) {
+    it->second.preload = std::move(loaded);
+    ++preloaded_;
   }
-  // Woken after the unlock: a worker woken under the lock would first block on it.
-  work_cv_.notify_one();
+  enqueue_locked(it->first, it->second);
 }
 
 void Delivery::stop() {

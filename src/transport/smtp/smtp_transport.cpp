@@ -218,6 +218,8 @@ asio::awaitable<bool> SmtpTransport::Impl::acquire(const std::string& key) {
     q.erase(std::remove(q.begin(), q.end(), &w), q.end());
     if (q.empty()) slot_waiters.erase(it);
   }
+  if (slot_waiters.find(key) == slot_waiters.end() && per_dest.find(key) == per_dest.end())
+    answered.erase(key);  // nobody uses or waits for this next hop any more
   co_return false;
 }
 
