@@ -1,6 +1,6 @@
 // carrier spool: durable storage of accepted messages (see spool.hpp for the layout and the
 // durability protocol). Implements the 250 promise: commit() reports success only after
-// fdatasync(file) → renameat2(tmp/ID → queue/ID, RENAME_NOREPLACE) → fsync(queue/), the last
+// fdatasync(file) → renameat2(tmp/ID or free/Fxxx → queue/ID, RENAME_NOREPLACE) → fsync(queue/), the last
 // step shared by every commit waiting at the same moment (group commit).
 // Input: message bytes are stored opaquely; spool files read back at startup are treated as
 // untrusted (strict header and JSON checks, size limits); a file that does not parse is moved
@@ -25,6 +25,7 @@
 #include <deque>
 #include <mutex>
 #include <thread>
+#include <unordered_set>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -464,8 +465,9 @@ struct Job {
   int fd = -1;
   std::int64_t truncate_to = -1;  // recycled file: its final length
   std::string buf;  // unwritten tail of the Writer's buffer
+  std::string free_name;  // the file is free/<free_name> (recycled), not tmp/ID
   bool failed = false;
-  bool owns_file = true;  // tmp/ID is ours to remove on failure
+  bool owns_file = true;  // the file is ours to remove on failure
   Error err;
   std::function<void(Result<std::string>)> done;
 };
@@ -483,7 +485,11 @@ void run_done(Job& j, Result<std::string> r) {
 
 struct Spool::Impl {
   // Appends lines to state/ID (one write); with sync, fdatasync the file and fsync state/.
-  Result<void> append_state(const std::string& id, const std::string& text, bool sync) const {
+  Result<void> append_state(const std::string& id, const std::string& text, bool sync) {
+    {
+      std::lock_guard lk(smu);
+      fresh.erase(id);  // it has (or may have) a state file from now on
+    }
     int fd = ::openat(state_fd, id.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) return sys_error("spool open state/" + id);
     auto w = write_all(fd, text.data(), text.size(), "spool write state/" + id);
@@ -502,6 +508,32 @@ struct Spool::Impl {
   std::vector<std::string> free_names;
   static constexpr std::size_t kMaxFree = 1024;
   QueueIdGenerator ids;
+  // Committed by this process and never given a state line: remove() need not unlink a state
+  // file that was never created (one failing unlinkat per message finished in one attempt).
+  // One process per spool (flock), and state files are only created by append_state().
+  std::mutex smu;
+  std::unordered_set<std::string> fresh;
+
+  // Back into the pool: a recycled file a writer took but did not commit (content meaningless).
+  void give_back(std::string name) {
+    std::lock_guard lk(fmu);
+    if (free_names.size() < kMaxFree) free_names.push_back(std::move(name));
+    else ::unlinkat(free_fd, name.c_str(), 0);
+  }
+  // Where a writer's file is before commit: free/NAME (recycled) or tmp/ID (new).
+  int src_dir(const Job& j) const { return j.free_name.empty() ? tmp_fd : free_fd; }
+  const char* src_name(const Job& j) const {
+    return j.free_name.empty() ? j.id.c_str() : j.free_name.c_str();
+  }
+  // The message is durable in queue/: tell the committer.
+  void acknowledge(Job& j) {
+    {
+      std::lock_guard lk(smu);
+      fresh.insert(j.id);
+    }
+    std::string id = j.id;
+    run_done(j, std::move(id));
+  }
 
   // fdatasync pool
   std::mutex mu;
@@ -562,7 +594,7 @@ struct Spool::Impl {
   void fail_job(Job& j) {
     if (j.fd >= 0) ::close(j.fd);
     j.fd = -1;
-    if (j.owns_file) ::unlinkat(tmp_fd, j.id.c_str(), 0);
+    if (j.owns_file) ::unlinkat(src_dir(j), src_name(j), 0);
     Error e = j.err;
     run_done(j, std::move(e));
   }
@@ -590,7 +622,7 @@ struct Spool::Impl {
       j.failed = true, j.err = sys_error("spool close " + j.id);
     j.fd = -1;
     if (j.failed) return fail_job(j);
-    if (rename_noreplace(tmp_fd, j.id.c_str(), queue_fd, j.id.c_str()) != 0) {
+    if (rename_noreplace(src_dir(j), src_name(j), queue_fd, j.id.c_str()) != 0) {
       int err = errno;
       j.err = err == EEXIST ? Error{"spool commit " + j.id + ": queue/" + j.id +
                                         " already exists (queue id collision)",
@@ -598,10 +630,7 @@ struct Spool::Impl {
                             : sys_error("spool rename " + j.id + " to queue/", err);
       return fail_job(j);
     }
-    if (!opts.fsync) {
-      std::string id = j.id;
-      return run_done(j, std::move(id));
-    }
+    if (!opts.fsync) return acknowledge(j);
     group_commit(std::move(j));
   }
 
@@ -630,8 +659,7 @@ struct Spool::Impl {
     int err = errno;
     for (auto& j : batch) {
       if (rc == 0) {
-        std::string id = j.id;
-        run_done(j, std::move(id));
+        acknowledge(j);
       } else {
         // Durability unknown: take it back so the client's retry cannot duplicate it.
         ::unlinkat(queue_fd, j.id.c_str(), 0);
@@ -662,8 +690,7 @@ struct Spool::Impl {
       // Renamed in an earlier round: their names are durable now → acknowledge.
       for (auto& j : names) {
         if (rc == 0) {
-          std::string id = j.id;
-          run_done(j, std::move(id));
+          acknowledge(j);
         } else {
           ::unlinkat(queue_fd, j.id.c_str(), 0);
           run_done(j, sys_error("spool syncfs for " + j.id, err));
@@ -686,7 +713,7 @@ struct Spool::Impl {
           fail_job(j);
           continue;
         }
-        if (rename_noreplace(tmp_fd, j.id.c_str(), queue_fd, j.id.c_str()) != 0) {
+        if (rename_noreplace(src_dir(j), src_name(j), queue_fd, j.id.c_str()) != 0) {
           int e = errno;
           j.err = e == EEXIST ? Error{"spool commit " + j.id + ": queue/" + j.id +
                                           " already exists (queue id collision)",
@@ -750,6 +777,7 @@ Writer::Writer(Writer&& o) noexcept
       deferred_error_(std::move(o.deferred_error_)),
       failed_(o.failed_),
       recycled_(o.recycled_),
+      free_name_(std::move(o.free_name_)),
       file_bytes_(o.file_bytes_) {
   o.spool_ = nullptr;
   o.fd_ = -1;
@@ -766,6 +794,7 @@ Writer& Writer::operator=(Writer&& o) noexcept {
     deferred_error_ = std::move(o.deferred_error_);
     failed_ = o.failed_;
     recycled_ = o.recycled_;
+    free_name_ = std::move(o.free_name_);
     file_bytes_ = o.file_bytes_;
     o.spool_ = nullptr;
     o.fd_ = -1;
@@ -777,7 +806,9 @@ Writer::~Writer() { abort(); }
 
 void Writer::abort() {
   if (fd_ >= 0) ::close(fd_);
-  if (spool_ && !id_.empty()) ::unlinkat(spool_->impl_->tmp_fd, id_.c_str(), 0);
+  if (spool_ && !free_name_.empty()) spool_->impl_->give_back(std::move(free_name_));
+  else if (spool_ && !id_.empty()) ::unlinkat(spool_->impl_->tmp_fd, id_.c_str(), 0);
+  free_name_.clear();
   fd_ = -1;
   spool_ = nullptr;
   std::string().swap(buf_);
@@ -816,7 +847,8 @@ Result<void> Writer::flush() {
 }
 
 std::filesystem::path Writer::path() const {
-  return spool_ ? spool_->impl_->dir / "tmp" / id_ : std::filesystem::path();
+  if (!spool_) return {};
+  return free_name_.empty() ? spool_->impl_->dir / "tmp" / id_ : spool_->impl_->dir / "free" / free_name_;
 }
 
 Result<void> Writer::rewrite_head(std::uint64_t old_len, std::string_view new_head) {
@@ -858,6 +890,9 @@ Result<void> Writer::rewrite_head(std::uint64_t old_len, std::string_view new_he
   ::close(fd_);
   fd_ = nfd;
   recycled_ = false;
+  // The writer's file is tmp/ID now; a recycled one it came from goes back to the pool.
+  if (!free_name_.empty()) spool_->impl_->give_back(std::move(free_name_));
+  free_name_.clear();
   content_size_ = content_size_ - old_len + new_head.size();
   file_bytes_ = off + content_size_;
   return {};
@@ -915,13 +950,21 @@ Result<std::unique_ptr<Spool>> Spool::open(const Options& opts) {
                          std::pair{"free", &im.free_fd}})
     if (auto r = open_dir(im.dir / sub, *fd); !r) return r.error();
 
-  // Recycled files: take them back into the pool (their content is meaningless).
+  // Recycled files: take them back into the pool (their content is meaningless). Only a file
+  // with no other name: after a crash on a file system without a journal, a rename into or
+  // out of queue/ may have reached the disk only on the queue/ side (queue/ is fsync'd, free/
+  // never is), and fsck then leaves the message with two names, queue/ID and free/Fxxx.
+  // Reusing that spare would overwrite a queued message; its extra name is removed instead.
   {
     std::vector<std::string> fr;
     if (int err = list_names(im.free_fd, fr))
       return sys_error("spool list " + (im.dir / "free").string(), err);
     for (auto& name : fr) {
-      if (im.free_names.size() < Impl::kMaxFree && !name.empty() && name[0] == 'F')
+      struct stat st {};
+      bool spare = im.free_names.size() < Impl::kMaxFree && !name.empty() && name[0] == 'F' &&
+                   ::fstatat(im.free_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                   S_ISREG(st.st_mode) && st.st_nlink == 1;
+      if (spare)
         im.free_names.push_back(std::move(name));
       else
         ::unlinkat(im.free_fd, name.c_str(), 0);
@@ -1005,20 +1048,19 @@ Result<Writer> Spool::begin(const proto::Envelope& env) {
     }
   }
   if (!recycled.empty()) {
-    std::string id = impl_->ids.next();
-    if (rename_noreplace(impl_->free_fd, recycled.c_str(), impl_->tmp_fd, id.c_str()) == 0) {
-      int fd = ::openat(impl_->tmp_fd, id.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-      if (fd >= 0) {
-        w.spool_ = this;
-        w.id_ = std::move(id);
-        w.fd_ = fd;
-        w.recycled_ = true;
-        w.buf_.reserve(std::max(kWriteBuffer, header.size()));
-        w.buf_ = std::move(header);
-        return w;
-      }
-      ::unlinkat(impl_->tmp_fd, id.c_str(), 0);
+    // Written where it is, in free/, and renamed into queue/ at commit (one rename).
+    int fd = ::openat(impl_->free_fd, recycled.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    if (fd >= 0) {
+      w.spool_ = this;
+      w.id_ = impl_->ids.next();
+      w.fd_ = fd;
+      w.recycled_ = true;
+      w.free_name_ = std::move(recycled);
+      w.buf_.reserve(std::max(kWriteBuffer, header.size()));
+      w.buf_ = std::move(header);
+      return w;
     }
+    ::unlinkat(impl_->free_fd, recycled.c_str(), 0);
   }
   for (int attempt = 0;; ++attempt) {
     std::string id = impl_->ids.next();
@@ -1050,6 +1092,8 @@ void Spool::commit(Writer&& w, std::function<void(Result<std::string>)> done) {
     j.fd = w.fd_;
     j.buf = std::move(w.buf_);
     if (w.recycled_) j.truncate_to = static_cast<std::int64_t>(w.file_bytes_);
+    j.free_name = std::move(w.free_name_);
+    w.free_name_.clear();
     j.failed = w.failed_;
     j.err = w.deferred_error_;
     w.fd_ = -1;
@@ -1215,6 +1259,10 @@ Result<void> Spool::remove(std::string_view id_sv) {
   }
   if (!recycled && ::unlinkat(impl_->queue_fd, id.c_str(), 0) != 0)
     return sys_error("spool unlink queue/" + id);
+  {
+    std::lock_guard lk(impl_->smu);
+    if (impl_->fresh.erase(id) != 0) return {};  // never had a state file
+  }
   if (::unlinkat(impl_->state_fd, id.c_str(), 0) != 0 && errno != ENOENT)
     return sys_error("spool unlink state/" + id);
   return {};

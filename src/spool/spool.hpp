@@ -1,24 +1,29 @@
 // carrier spool: durable storage of accepted messages, one file per message (Postfix style).
 //
 // Layout under the spool directory (created on open):
-//   tmp/ID            being received: envelope header + content, streamed during DATA/BDAT
+//   tmp/ID            being received (when no recycled file is free): envelope header +
+//                     content, streamed during DATA/BDAT
 //   free/Fxxx         recycled files of delivered messages (content meaningless): a new message
-//                     takes one (rename to tmp/ID, overwrite, truncate) instead of creating a
-//                     file, which saves inode and block allocation and the discard of an
-//                     unlink — on ext4 without a journal the inode search alone was a third
-//                     of the CPU time per message (docs/performance.md)
-//   queue/ID          committed: fdatasync'd, renamed from tmp/, queue/ fsync'd → then 250
+//                     takes one and is written where it lies (overwrite, truncate at commit),
+//                     instead of creating a file, which saves inode and block allocation and
+//                     the discard of an unlink — on ext4 without a journal the inode search
+//                     alone was a third of the CPU time per message (docs/performance.md); a
+//                     file whose writer gives up goes back to the pool
+//   queue/ID          committed: fdatasync'd, renamed from tmp/ID or free/Fxxx (one rename),
+//                     queue/ fsync'd → then 250
 //   state/ID          append-only log of per-recipient results (delivered, deferred, failed)
 //                     and per-message events (record_event)
 // A committed file is never rewritten: it is "CARRIER-SPOOL 1 <envelope_bytes>\n", the envelope
 // as one line of JSON, "\n", then the message content exactly as received (CRLF lines, dots
 // unstuffed, our Received: first). Operators can read it with less and grep.
 //
-// Durability (the 250 promise): commit() = fdatasync(file) → rename(tmp/ID → queue/ID) →
-// fsync(queue/). The directory fsync is shared by all commits waiting at the same moment
+// Durability (the 250 promise): commit() = fdatasync(file) → rename(tmp/ID or free/Fxxx →
+// queue/ID) → fsync(queue/). The directory fsync is shared by all commits waiting at the same moment
 // (group commit): a dedicated thread takes every rename done so far and fsyncs queue/ once
 // for all of them. fdatasync runs on a pool of threads so concurrent commits overlap on disk.
-// On open(), files left in tmp/ (never acknowledged) are removed.
+// On open(), files left in tmp/ (never acknowledged) are removed; files in free/ are spares,
+// whatever they hold (a message being received there when the process stopped was never
+// acknowledged either).
 // Handles no untrusted input beyond the message bytes, which it stores opaquely; the envelope
 // JSON is parsed back with strict checks (a corrupt file is moved to corrupt/, never lost).
 #pragma once
@@ -75,7 +80,8 @@ class Writer {
   std::uint64_t content_size_ = 0;
   Error deferred_error_;
   bool failed_ = false;
-  bool recycled_ = false;          // tmp/ID is a recycled file: truncate to file_bytes_ at commit
+  bool recycled_ = false;          // a recycled file: truncate to file_bytes_ at commit
+  std::string free_name_;          // the file is free/<free_name_> (recycled), else tmp/ID
   std::uint64_t file_bytes_ = 0;   // bytes handed to the file so far (header + content)
 };
 

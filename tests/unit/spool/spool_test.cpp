@@ -743,6 +743,105 @@ TEST(Spool, RemovedFileIsRecycledAndTruncatedToTheNewMessage) {
   EXPECT_EQ(static_cast<std::uint64_t>(st2.st_size), s->content_offset + small.size());
 }
 
+// A recycled file is written where it lies, in free/, and renamed straight into queue/ at
+// commit (nothing in tmp/); one a writer gives up on goes back to the pool for the next.
+TEST(Spool, RecycledFileIsWrittenInFreeAndAnAbortedOneIsReused) {
+  TempDir t;
+  auto sp = open_spool(t.path());
+  ASSERT_TRUE(sp);
+  std::string id1 = commit_message(*sp, "first\r\n");
+  ASSERT_TRUE(sp->remove(id1).ok());
+  ASSERT_EQ(names_in(t.path() / "free").size(), 1u);
+  const std::string spare = names_in(t.path() / "free").front();
+  {
+    auto w = sp->begin(simple_envelope());
+    ASSERT_TRUE(w.ok());
+    EXPECT_EQ(w->path(), t.path() / "free" / spare);
+    ASSERT_TRUE(w->write("given up\r\n").ok());
+    ASSERT_TRUE(w->flush().ok());
+    EXPECT_TRUE(names_in(t.path() / "tmp").empty());
+  }  // destroyed uncommitted: the file stays in free/ and is taken again
+  EXPECT_EQ(names_in(t.path() / "free"), std::vector<std::string>{spare});
+  auto w = sp->begin(simple_envelope());
+  ASSERT_TRUE(w.ok());
+  EXPECT_EQ(w->path(), t.path() / "free" / spare);
+  const std::string id2 = w->id();
+  ASSERT_TRUE(w->write("second\r\n").ok());
+  auto c = commit_sync(*sp, std::move(w.value()));
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_TRUE(names_in(t.path() / "free").empty());
+  EXPECT_TRUE(names_in(t.path() / "tmp").empty());
+  EXPECT_EQ(names_in(t.path() / "queue"), std::vector<std::string>{id2});
+  auto s = sp->load(id2);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(content_of(*s), "second\r\n");
+  // A header rewrite moves the writer to a file of its own in tmp/; the spare goes back.
+  std::string id3 = commit_message(*sp, "third\r\n");
+  ASSERT_TRUE(sp->remove(id2).ok());
+  ASSERT_TRUE(sp->remove(id3).ok());
+  ASSERT_EQ(names_in(t.path() / "free").size(), 2u);
+  auto w3 = sp->begin(simple_envelope());
+  ASSERT_TRUE(w3.ok());
+  ASSERT_TRUE(w3->write("Subject: a\r\n\r\nbody\r\n").ok());
+  ASSERT_TRUE(w3->rewrite_head(std::string("Subject: a\r\n").size(), "Subject: b\r\n").ok());
+  EXPECT_EQ(w3->path(), t.path() / "tmp" / w3->id());
+  EXPECT_EQ(names_in(t.path() / "free").size(), 2u);
+  auto c3 = commit_sync(*sp, std::move(w3.value()));
+  ASSERT_TRUE(c3.ok()) << c3.error().message;
+  auto s3 = sp->load(c3.value());
+  ASSERT_TRUE(s3.ok());
+  EXPECT_EQ(content_of(*s3), "Subject: b\r\n\r\nbody\r\n");
+  EXPECT_TRUE(names_in(t.path() / "tmp").empty());
+}
+
+// After a crash, a spare in free/ that is also a queued message's name (a rename whose free/
+// side never reached the disk, link count fixed by fsck) is dropped at open, never reused:
+// the queued message stays intact.
+TEST(Spool, SpareThatIsAlsoAQueuedMessageIsNotReused) {
+  TempDir t;
+  std::string id;
+  {
+    auto sp = open_spool(t.path());
+    ASSERT_TRUE(sp);
+    id = commit_message(*sp, "keep me\r\n");
+  }
+  ASSERT_EQ(::link((t.path() / "queue" / id).c_str(), (t.path() / "free" / "Fstale").c_str()), 0);
+  auto sp = open_spool(t.path());
+  ASSERT_TRUE(sp);
+  EXPECT_TRUE(names_in(t.path() / "free").empty());
+  std::string other = commit_message(*sp, "new message\r\n");
+  ASSERT_FALSE(other.empty());
+  auto s = sp->load(id);
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  EXPECT_EQ(content_of(*s), "keep me\r\n");
+  EXPECT_EQ(sp->list().size(), 2u);
+}
+
+// remove() leaves no state file whether the message never had one (finished in one attempt)
+// or was given lines by record() or record_event() after its commit.
+TEST(Spool, RemoveWithAndWithoutStateLinesLeavesNothing) {
+  TempDir t;
+  auto sp = open_spool(t.path());
+  ASSERT_TRUE(sp);
+  std::string plain = commit_message(*sp, "a\r\n");
+  std::string with_event = commit_message(*sp, "b\r\n");
+  std::string with_result = commit_message(*sp, "c\r\n");
+  ASSERT_TRUE(sp->record_event(with_event, "held").ok());
+  ASSERT_TRUE(sp->record(with_result, {{0, RecipientResult::Status::Deferred, "4.4.1 later"}}).ok());
+  EXPECT_EQ(names_in(t.path() / "state").size(), 2u);
+  for (const auto& id : {plain, with_event, with_result}) ASSERT_TRUE(sp->remove(id).ok()) << id;
+  EXPECT_TRUE(names_in(t.path() / "state").empty());
+  EXPECT_TRUE(names_in(t.path() / "queue").empty());
+  // A message committed by an earlier process (its state file found at open) too.
+  std::string old = commit_message(*sp, "d\r\n");
+  ASSERT_TRUE(sp->record_event(old, "x").ok());
+  sp.reset();
+  sp = open_spool(t.path());
+  ASSERT_TRUE(sp);
+  ASSERT_TRUE(sp->remove(old).ok());
+  EXPECT_TRUE(names_in(t.path() / "state").empty());
+}
+
 // Recycled files survive a restart as spare files and are never mistaken for messages.
 TEST(Spool, FreeFilesAreReusedAfterReopenAndNeverListed) {
   TempDir t;
