@@ -919,14 +919,17 @@ void Delivery::finish(std::shared_ptr<Attempt> ap) {
   }
   if (removed) spdlog::info("{}: removed", id);
   if (opts_.trace) {
+    std::vector<std::string> ev;
     for (const auto& l : out.lines)
-      opts_.trace->append(id, fmt::format("{} relay={} delay={:.3f} status={} ({})", l.to,
-                                          l.relay, out.delay, status_word(l.status), l.detail));
+      ev.push_back(fmt::format("{} relay={} delay={:.3f} status={} ({})", l.to, l.relay,
+                               out.delay, status_word(l.status), l.detail));
     if (out.kind == Outcome::Retry && !out.lines.empty())
-      opts_.trace->append(id, fmt::format("next try in {}s", next.count()));
-    if (out.kind == Outcome::Hold) opts_.trace->append(id, "held: not delivered until released");
-    for (const auto& n : out.notices) opts_.trace->append(id, "notice to the sender: " + n);
-    if (removed) opts_.trace->append(id, "done: removed from the queue");
+      ev.push_back(fmt::format("next try in {}s", next.count()));
+    if (out.kind == Outcome::Hold) ev.push_back("held: not delivered until released");
+    for (const auto& n : out.notices) ev.push_back("notice to the sender: " + n);
+    if (removed) ev.push_back("done: removed from the queue");
+    std::vector<std::string_view> views(ev.begin(), ev.end());
+    opts_.trace->append_all(id, views);
   }
   for (auto& dsn : out.notices) submit(std::move(dsn));
 }

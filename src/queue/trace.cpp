@@ -45,13 +45,20 @@ void TraceLog::open_for(std::int64_t day) {
 }
 
 void TraceLog::append(std::string_view id, std::string_view event) {
+  const std::string_view one[] = {event};
+  append_all(id, one);
+}
+
+void TraceLog::append_all(std::string_view id, std::span<const std::string_view> events) {
+  if (events.empty()) return;
   const std::int64_t ms = now_ms();
-  std::string line = std::to_string(ms);
-  line += ' ';
-  line += id;
-  line += ' ';
-  for (char c : event) line += (c == '\r' || c == '\n') ? ' ' : c;
-  line += '\n';
+  const std::string prefix = std::to_string(ms) + ' ' + std::string(id) + ' ';
+  std::string lines;
+  for (auto event : events) {
+    lines += prefix;
+    for (char c : event) lines += (c == '\r' || c == '\n') ? ' ' : c;
+    lines += '\n';
+  }
   bool new_day = false;
   {
     std::lock_guard lk(mu_);
@@ -61,7 +68,8 @@ void TraceLog::append(std::string_view id, std::string_view event) {
       new_day = true;
     }
     if (fd_ >= 0) {
-      ssize_t w = ::write(fd_, line.data(), line.size());
+      // One write for all the lines (O_APPEND: they stay together in the file).
+      ssize_t w = ::write(fd_, lines.data(), lines.size());
       (void)w;  // best effort: the trace is for people, never a reason to fail a delivery
     }
   }
