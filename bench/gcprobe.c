@@ -9,8 +9,9 @@
  * carrier's spool (fdatasync + rename + shared directory fsync) with nothing else around it:
  * the most any MTA can get from this disk with those syncs. The message then leaves the queue
  * as after a delivery: "new" unlinks it (the next message creates a new file), "recycle"
- * renames it into DIR/free and the thread's next message overwrites and truncates it (as
- * carrier's spool file recycling does), so no inode or block is allocated per message.
+ * renames it into DIR/free and the thread's next message overwrites and truncates it there
+ * and renames it from free/ into queue/ (as carrier's spool file recycling does), so no inode
+ * or block is allocated per message.
  * Prints: gcprobe mode=M threads=N bytes=B ops=K ops_per_s=R avg_lat_us=L dir_fsyncs=F
  * DIR must exist on the disk under test; the probe makes and removes its subdirectories. */
 #define _GNU_SOURCE
@@ -73,10 +74,12 @@ static void *worker(void *arg) {
   int have_spare = 0;
   for (double end = now() + secs; now() < end; n++) {
     snprintf(name, sizeof name, "m.%ld.%ld", id, n);
-    int fd;
-    if (recycle && have_spare) {
-      if (renameat(free_fd, spare, tmp_fd, name) != 0) die("rename free/ -> tmp/");
-      fd = openat(tmp_fd, name, O_WRONLY | O_CLOEXEC);
+    int fd, src_fd = tmp_fd;
+    const char *src = name;
+    if (recycle && have_spare) {  /* written where it lies, in free/ */
+      src_fd = free_fd;
+      src = spare;
+      fd = openat(free_fd, spare, O_WRONLY | O_CLOEXEC);
     } else {
       fd = openat(tmp_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     }
@@ -91,7 +94,7 @@ static void *worker(void *arg) {
     if (recycle && have_spare && ftruncate(fd, (off_t)bytes) != 0) die("ftruncate");
     if (fdatasync(fd) != 0) die("fdatasync");
     close(fd);
-    if (renameat(tmp_fd, name, queue_fd, name) != 0) die("rename tmp/ -> queue/");
+    if (renameat(src_fd, src, queue_fd, name) != 0) die("rename into queue/");
     group_commit();
     /* delivered: leave the queue */
     if (recycle) {
