@@ -44,8 +44,8 @@ namespace carrier::spool {
 class Spool;
 struct Stored;
 
-// Streams one message into tmp/. Not thread-safe; one per transaction. Destroying a Writer that
-// was not committed removes its file (abort).
+// Streams one message into a recycled file in free/, or a new one in tmp/. Not thread-safe;
+// one per transaction. Destroying a Writer that was not committed gives its file up (abort).
 class Writer {
  public:
   Writer(Writer&&) noexcept;
@@ -55,7 +55,7 @@ class Writer {
   // Appends content bytes (buffered; written to the file in large blocks).
   Result<void> write(std::string_view bytes);
   std::uint64_t content_size() const { return content_size_; }
-  void abort();  // remove the temporary file now
+  void abort();  // give the file up now: a new one is removed, a recycled one goes back to the pool
   // For the message checks before commit (src/filter): writes out the buffer so the file at
   // path() holds the content from content_offset() on (a recycled file may hold stale bytes
   // after content_offset() + content_size(): read only that many).
