@@ -1,7 +1,7 @@
 // carrier spool: durable storage of accepted messages (see spool.hpp for the layout and the
 // durability protocol). Implements the 250 promise: commit() reports success only after
-// fdatasync(file) → renameat2(tmp/ID or free/Fxxx → queue/ID, RENAME_NOREPLACE) → fsync(queue/), the last
-// step shared by every commit waiting at the same moment (group commit).
+// fdatasync(file) → renameat2(tmp/ID or free/F<old ID> → queue/ID, RENAME_NOREPLACE) →
+// fsync(queue/), the last step shared by every commit waiting at the same moment (group commit).
 // Input: message bytes are stored opaquely; spool files read back at startup are treated as
 // untrusted (strict header and JSON checks, size limits); a file that does not parse is moved
 // to corrupt/, never deleted.
@@ -848,7 +848,8 @@ Result<void> Writer::flush() {
 
 std::filesystem::path Writer::path() const {
   if (!spool_) return {};
-  return free_name_.empty() ? spool_->impl_->dir / "tmp" / id_ : spool_->impl_->dir / "free" / free_name_;
+  return free_name_.empty() ? spool_->impl_->dir / "tmp" / id_
+                            : spool_->impl_->dir / "free" / free_name_;
 }
 
 Result<void> Writer::rewrite_head(std::uint64_t old_len, std::string_view new_head) {
@@ -953,7 +954,7 @@ Result<std::unique_ptr<Spool>> Spool::open(const Options& opts) {
   // Recycled files: take them back into the pool (their content is meaningless). Only a file
   // with no other name: after a crash on a file system without a journal, a rename into or
   // out of queue/ may have reached the disk only on the queue/ side (queue/ is fsync'd, free/
-  // never is), and fsck then leaves the message with two names, queue/ID and free/Fxxx.
+  // never is), and fsck then leaves the message with two names, queue/ID and one in free/.
   // Reusing that spare would overwrite a queued message; its extra name is removed instead.
   {
     std::vector<std::string> fr;

@@ -3,24 +3,26 @@
 // Layout under the spool directory (created on open):
 //   tmp/ID            being received (when no recycled file is free): envelope header +
 //                     content, streamed during DATA/BDAT
-//   free/Fxxx         recycled files of delivered messages (content meaningless): a new message
+//   free/F<ID>        recycled files of delivered messages, named "F" + the queue id of the
+//                     message that last used them (content meaningless): a new message
 //                     takes one and is written where it lies (overwrite, truncate at commit),
 //                     instead of creating a file, which saves inode and block allocation and
 //                     the discard of an unlink — on ext4 without a journal the inode search
 //                     alone was a third of the CPU time per message (docs/performance.md); a
 //                     file whose writer gives up goes back to the pool
-//   queue/ID          committed: fdatasync'd, renamed from tmp/ID or free/Fxxx (one rename),
-//                     queue/ fsync'd → then 250
+//   queue/ID          committed: fdatasync'd, renamed from tmp/ID or free/F<old ID> (one
+//                     rename), queue/ fsync'd → then 250
 //   state/ID          append-only log of per-recipient results (delivered, deferred, failed)
 //                     and per-message events (record_event)
 // A committed file is never rewritten: it is "CARRIER-SPOOL 1 <envelope_bytes>\n", the envelope
 // as one line of JSON, "\n", then the message content exactly as received (CRLF lines, dots
 // unstuffed, our Received: first). Operators can read it with less and grep.
 //
-// Durability (the 250 promise): commit() = fdatasync(file) → rename(tmp/ID or free/Fxxx →
-// queue/ID) → fsync(queue/). The directory fsync is shared by all commits waiting at the same moment
-// (group commit): a dedicated thread takes every rename done so far and fsyncs queue/ once
-// for all of them. fdatasync runs on a pool of threads so concurrent commits overlap on disk.
+// Durability (the 250 promise): commit() = fdatasync(file) → rename(tmp/ID or
+// free/F<old ID> → queue/ID) → fsync(queue/). The directory fsync is shared by all commits
+// waiting at the same moment (group commit): the first committer to arrive while none runs
+// fsyncs queue/ once for every rename done so far (leader/follower). fdatasync runs on a pool
+// of threads so concurrent commits overlap on disk.
 // On open(), files left in tmp/ (never acknowledged) are removed; files in free/ are spares,
 // whatever they hold (a message being received there when the process stopped was never
 // acknowledged either).
